@@ -1,0 +1,60 @@
+// The two decoders: autoregressive (one token per pass) and Fast-dLLM v2 block diffusion
+// (DESIGN.md section 1). Both take a prompt, reuse whatever prefix of it the cache already
+// holds, stream DecodeEvents, and stop between passes when *cancel becomes true.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/decode_events.h"
+#include "engine/kv_cache.h"
+#include "engine/model.h"
+#include "engine/sampler.h"
+
+namespace fdl {
+
+enum class DecodeMode { AR, Diffusion };
+enum class CacheMode { None, Prefix, Dual };
+const char* cache_mode_name(CacheMode m);
+const char* decode_mode_name(DecodeMode m);
+bool parse_cache_mode(const std::string& s, CacheMode& out);
+bool parse_decode_mode(const std::string& s, DecodeMode& out);
+
+struct GenerateOptions {
+    DecodeMode mode = DecodeMode::Diffusion;
+    int max_new_tokens = 256;
+    int block_size = 32;
+    int sub_block_size = 8;
+    float threshold = 0.9f;
+    CacheMode cache = CacheMode::Dual;
+    SamplingOptions sampling;
+    std::vector<int32_t> stop_tokens;  // empty: the model's eos ids
+    bool record_steps = true;          // keep every step in the result (for --trace)
+
+    // Throws fdl::Error with a one-line reason when the combination is invalid.
+    void validate() const;
+};
+
+struct StepRecord {
+    StepKind kind;
+    std::vector<Unmasked> unmasked;
+    int tokens = 0;     // prefill: tokens run
+    int32_t next = -1;  // prefill/commit: the token appended for the next block (-1: none)
+    int block_start = -1;
+};
+
+struct GenerateResult {
+    std::vector<int32_t> tokens;  // generated ids, cut after the first stop token
+    bool stopped = false;         // ended with a stop token
+    bool cancelled = false;
+    DecodeStats stats;
+    std::vector<StepRecord> steps;
+};
+
+// Runs one request. `cache` may hold K/V of an earlier request: rows whose tokens match the
+// prompt's start (and were made with the same mask) are reused, the rest recomputed.
+GenerateResult generate(Model& model, KVCache& cache, const std::vector<int32_t>& prompt, const GenerateOptions& opts,
+                        const EventCallback& on_event = nullptr, const std::atomic<bool>* cancel = nullptr);
+
+}  // namespace fdl

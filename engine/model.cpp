@@ -1,0 +1,268 @@
+#include "engine/model.h"
+
+#include <cblas.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <sys/stat.h>
+
+#include "engine/error.h"
+#include "engine/safetensors.h"
+
+namespace fdl {
+
+void Linear::apply(const float* x, int n, float* y) const {
+    const float* W = shared ? shared : w.data();
+    if (n == 1) {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.f, W, in, x, 1, 0.f, y, 1);
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.f, x, in, W, in, 0.f, y, out);
+    }
+    if (!b.empty()) {
+        for (int i = 0; i < n; i++) {
+            float* row = y + size_t(i) * out;
+            for (int j = 0; j < out; j++) row[j] += b[j];
+        }
+    }
+}
+
+namespace {
+
+std::string shape_str(const std::vector<int64_t>& s) {
+    std::string r = "[";
+    for (size_t i = 0; i < s.size(); i++) r += (i ? ", " : "") + std::to_string(s[i]);
+    return r + "]";
+}
+
+// Copies a float tensor of exactly `shape` into `out`, or explains what is wrong.
+void load_tensor(const SafeTensors& st, const std::string& name, const std::vector<int64_t>& shape,
+                 std::vector<float>& out) {
+    const TensorView& t = st.get(name);
+    if (t.shape != shape)
+        throw file_error(t.file, "tensor " + name + " has shape " + shape_str(t.shape) + ", expected " + shape_str(shape));
+    if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16)
+        throw file_error(t.file, "tensor " + name + " has dtype " + dtype_name(t.dtype) + ", expected BF16, F16 or F32");
+    out.resize(size_t(t.numel()));
+    to_f32(t, out.data());
+}
+
+void load_linear(const SafeTensors& st, const std::string& prefix, int in, int out, bool bias, Linear& l) {
+    l.in = in;
+    l.out = out;
+    load_tensor(st, prefix + ".weight", {out, in}, l.w);
+    if (bias) load_tensor(st, prefix + ".bias", {out}, l.b);
+}
+
+void rmsnorm(const float* x, const float* w, float* y, int n, int dim, double eps) {
+#pragma omp parallel for if (n > 1)
+    for (int i = 0; i < n; i++) {
+        const float* xi = x + size_t(i) * dim;
+        float* yi = y + size_t(i) * dim;
+        double ss = 0;
+        for (int j = 0; j < dim; j++) ss += double(xi[j]) * xi[j];
+        const float r = float(1.0 / std::sqrt(ss / dim + eps));
+        for (int j = 0; j < dim; j++) yi[j] = xi[j] * r * w[j];
+    }
+}
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& opts) {
+    struct stat sb {};
+    if (::stat(dir.c_str(), &sb) != 0) throw file_error(dir, "no such model folder");
+    if (!S_ISDIR(sb.st_mode)) throw file_error(dir, "not a folder (give the model folder, not a file)");
+    auto m = std::unique_ptr<Model>(new Model());
+    m->cfg_ = ModelConfig::from_dir(dir);
+    const ModelConfig& c = m->cfg_;
+    if (opts.load_tokenizer) {
+        m->tok_ = Tokenizer::from_model_dir(dir);
+        m->has_tok_ = true;
+        m->mask_id_ = m->tok_.token_id("|<MASK>|");
+        if (m->mask_id_ >= c.vocab_size)
+            throw file_error(dir, "mask token id " + std::to_string(m->mask_id_) + " is outside the model's vocabulary (" +
+                                      std::to_string(c.vocab_size) + ")");
+        if (c.eos_token_ids.empty()) {
+            int32_t e = m->tok_.token_id("<|im_end|>");
+            if (e >= 0) m->cfg_.eos_token_ids.push_back(e);
+        }
+    }
+    if (c.is_diffusion && opts.load_tokenizer && m->mask_id_ < 0)
+        throw file_error(dir, "block-diffusion model but the tokenizer has no |<MASK>| token "
+                              "(checked tokenizer.json, added_tokens.json, tokenizer_config.json)");
+
+    SafeTensors st = SafeTensors::open_model_dir(dir);
+    const int H = c.hidden_size, Q = c.num_heads * c.head_dim, KV = c.num_kv_heads * c.head_dim;
+    load_tensor(st, "model.embed_tokens.weight", {c.vocab_size, H}, m->embed_);
+    m->layers_.resize(size_t(c.num_layers));
+    for (int l = 0; l < c.num_layers; l++) {
+        const std::string p = "model.layers." + std::to_string(l);
+        LayerWeights& L = m->layers_[size_t(l)];
+        load_tensor(st, p + ".input_layernorm.weight", {H}, L.attn_norm);
+        load_tensor(st, p + ".post_attention_layernorm.weight", {H}, L.mlp_norm);
+        load_linear(st, p + ".self_attn.q_proj", H, Q, true, L.q);
+        load_linear(st, p + ".self_attn.k_proj", H, KV, true, L.k);
+        load_linear(st, p + ".self_attn.v_proj", H, KV, true, L.v);
+        load_linear(st, p + ".self_attn.o_proj", Q, H, false, L.o);
+        load_linear(st, p + ".mlp.gate_proj", H, c.intermediate_size, false, L.gate);
+        load_linear(st, p + ".mlp.up_proj", H, c.intermediate_size, false, L.up);
+        load_linear(st, p + ".mlp.down_proj", c.intermediate_size, H, false, L.down);
+    }
+    load_tensor(st, "model.norm.weight", {H}, m->final_norm_);
+    if (st.find("lm_head.weight")) {
+        load_linear(st, "lm_head", H, c.vocab_size, false, m->lm_head_);
+    } else if (c.tie_word_embeddings) {
+        m->lm_head_.in = H;
+        m->lm_head_.out = c.vocab_size;
+        m->lm_head_.shared = m->embed_.data();
+    } else {
+        throw file_error(dir, "missing tensor lm_head.weight (and tie_word_embeddings is false)");
+    }
+    m->inv_freq_.resize(size_t(c.head_dim / 2));
+    for (int i = 0; i < c.head_dim / 2; i++)
+        m->inv_freq_[size_t(i)] = 1.0 / std::pow(c.rope_theta, double(2 * i) / c.head_dim);
+    return m;
+}
+
+KVCache Model::make_cache() const {
+    KVCache c;
+    c.init(cfg_.num_layers, cfg_.num_kv_heads * cfg_.head_dim);
+    return c;
+}
+
+size_t Model::weight_bytes() const {
+    size_t n = embed_.size() + final_norm_.size() + lm_head_.w.size();
+    for (auto& L : layers_)
+        n += L.attn_norm.size() + L.mlp_norm.size() + L.q.w.size() + L.q.b.size() + L.k.w.size() + L.k.b.size() +
+             L.v.w.size() + L.v.b.size() + L.o.w.size() + L.gate.w.size() + L.up.w.size() + L.down.w.size();
+    return n * sizeof(float);
+}
+
+void Model::ensure_scratch(int n) {
+    if (n <= scratch_n_) return;
+    const ModelConfig& c = cfg_;
+    const size_t N = size_t(n);
+    x_.resize(N * c.hidden_size);
+    h_.resize(N * c.hidden_size);
+    q_.resize(N * c.num_heads * c.head_dim);
+    k_.resize(N * c.num_kv_heads * c.head_dim);
+    v_.resize(N * c.num_kv_heads * c.head_dim);
+    att_.resize(N * c.num_heads * c.head_dim);
+    gate_.resize(N * c.intermediate_size);
+    up_.resize(N * c.intermediate_size);
+    scratch_n_ = n;
+}
+
+// Rotary embedding, HF Qwen2 convention (rotate_half: pairs i and i + d/2).
+static void apply_rope(float* x, int n, int heads, int hd, int pos0, const std::vector<double>& inv_freq) {
+    const int half = hd / 2;
+#pragma omp parallel for if (n > 1)
+    for (int i = 0; i < n; i++) {
+        const double pos = pos0 + i;
+        for (int j = 0; j < half; j++) {
+            const double a = pos * inv_freq[size_t(j)];
+            const float cs = float(std::cos(a)), sn = float(std::sin(a));
+            for (int h = 0; h < heads; h++) {
+                float* v = x + (size_t(i) * heads + h) * hd;
+                const float x0 = v[j], x1 = v[j + half];
+                v[j] = x0 * cs - x1 * sn;
+                v[j + half] = x1 * cs + x0 * sn;
+            }
+        }
+    }
+}
+
+void Model::attention(KVCache& cache, int layer, const Pass& p) {
+    const ModelConfig& c = cfg_;
+    const int hd = c.head_dim, heads = c.num_heads, group = c.num_heads / c.num_kv_heads, kvd = cache.kv_dim;
+    const float scale = 1.0f / std::sqrt(float(hd));
+    const int nthreads = omp_get_max_threads();
+    if (rows_.size() < size_t(nthreads) * size_t(p.attend_len)) rows_.resize(size_t(nthreads) * size_t(p.attend_len));
+    const float* K = cache.k_row(layer, 0);
+    const float* V = cache.v_row(layer, 0);
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int i = 0; i < p.n; i++) {
+        for (int h = 0; h < heads; h++) {
+            const int pos = p.pos0 + i;
+            int limit = p.attend_len;
+            if (p.mask == AttnMask::Causal) limit = std::min(limit, pos + 1);
+            else if (p.mask == AttnMask::BlockCausal) limit = std::min(limit, (pos / p.block + 1) * p.block);
+            float* s = rows_.data() + size_t(omp_get_thread_num()) * p.attend_len;
+            const float* q = q_.data() + (size_t(i) * heads + h) * hd;
+            const int kvh = h / group;
+            float mx = -INFINITY;
+            for (int j = 0; j < limit; j++) {
+                const float* kr = K + size_t(j) * kvd + size_t(kvh) * hd;
+                float d = 0;
+                for (int t = 0; t < hd; t++) d += q[t] * kr[t];
+                s[j] = d * scale;
+                mx = std::max(mx, s[j]);
+            }
+            float sum = 0;
+            for (int j = 0; j < limit; j++) {
+                s[j] = std::exp(s[j] - mx);
+                sum += s[j];
+            }
+            const float inv = 1.0f / sum;
+            float* o = att_.data() + (size_t(i) * heads + h) * hd;
+            for (int t = 0; t < hd; t++) o[t] = 0;
+            for (int j = 0; j < limit; j++) {
+                const float* vr = V + size_t(j) * kvd + size_t(kvh) * hd;
+                const float w = s[j] * inv;
+                for (int t = 0; t < hd; t++) o[t] += w * vr[t];
+            }
+        }
+    }
+}
+
+void Model::forward(KVCache& cache, const Pass& p, float* logits) {
+    const ModelConfig& c = cfg_;
+    if (p.n <= 0) throw Error("forward pass with no tokens");
+    if (p.pos0 + p.n > p.attend_len || p.attend_len > cache.capacity)
+        throw Error("internal: pass rows [" + std::to_string(p.pos0) + ", " + std::to_string(p.pos0 + p.n) +
+                    ") outside attend/cache range");
+    if (p.mask == AttnMask::BlockCausal && p.block <= 0) throw Error("internal: block-causal pass without block size");
+    if (p.logits_from < 0 || p.logits_from + p.logits_count > p.n) throw Error("internal: logits rows out of range");
+    ensure_scratch(p.n);
+    const int H = c.hidden_size, n = p.n, kvd = cache.kv_dim;
+    for (int i = 0; i < n; i++) {
+        const int32_t t = p.tokens[i];
+        if (t < 0 || t >= c.vocab_size)
+            throw Error("token id " + std::to_string(t) + " is outside the model's vocabulary (0.." +
+                        std::to_string(c.vocab_size - 1) + ")");
+        std::memcpy(x_.data() + size_t(i) * H, embed_.data() + size_t(t) * H, size_t(H) * sizeof(float));
+    }
+    for (int l = 0; l < c.num_layers; l++) {
+        const LayerWeights& L = layers_[size_t(l)];
+        rmsnorm(x_.data(), L.attn_norm.data(), h_.data(), n, H, c.rms_norm_eps);
+        L.q.apply(h_.data(), n, q_.data());
+        L.k.apply(h_.data(), n, k_.data());
+        L.v.apply(h_.data(), n, v_.data());
+        apply_rope(q_.data(), n, c.num_heads, c.head_dim, p.pos0, inv_freq_);
+        apply_rope(k_.data(), n, c.num_kv_heads, c.head_dim, p.pos0, inv_freq_);
+        for (int i = 0; i < n; i++) {
+            std::memcpy(cache.k_row(l, p.pos0 + i), k_.data() + size_t(i) * kvd, size_t(kvd) * sizeof(float));
+            std::memcpy(cache.v_row(l, p.pos0 + i), v_.data() + size_t(i) * kvd, size_t(kvd) * sizeof(float));
+        }
+        attention(cache, l, p);
+        L.o.apply(att_.data(), n, h_.data());
+        for (size_t i = 0; i < size_t(n) * H; i++) x_[i] += h_[i];
+        rmsnorm(x_.data(), L.mlp_norm.data(), h_.data(), n, H, c.rms_norm_eps);
+        L.gate.apply(h_.data(), n, gate_.data());
+        L.up.apply(h_.data(), n, up_.data());
+        const size_t m = size_t(n) * c.intermediate_size;
+#pragma omp parallel for if (m > 4096)
+        for (size_t i = 0; i < m; i++) {
+            const float g = gate_[i];
+            gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
+        }
+        L.down.apply(gate_.data(), n, h_.data());
+        for (size_t i = 0; i < size_t(n) * H; i++) x_[i] += h_[i];
+    }
+    if (p.logits_count > 0) {
+        rmsnorm(x_.data() + size_t(p.logits_from) * H, final_norm_.data(), h_.data(), p.logits_count, H, c.rms_norm_eps);
+        lm_head_.apply(h_.data(), p.logits_count, logits);
+    }
+}
+
+}  // namespace fdl

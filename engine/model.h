@@ -1,0 +1,87 @@
+// A Qwen2 decoder (the architecture of Fast-dLLM v2 and of its AR parent) in float32 on the CPU.
+// One forward pass runs n tokens at consecutive positions: GEMMs with M = n through OpenBLAS,
+// everything else in OpenMP loops, attention over cache rows [0, attend_len).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/kv_cache.h"
+#include "engine/model_config.h"
+#include "engine/tokenizer.h"
+
+namespace fdl {
+
+// Which cache rows a query at position p may attend to (rows are positions).
+enum class AttnMask {
+    Causal,       // j <= p
+    BlockCausal,  // j / B <= p / B  (bidirectional inside a block, causal across blocks)
+    Full,         // every row < attend_len
+};
+
+struct Pass {
+    const int32_t* tokens = nullptr;
+    int n = 0;            // tokens in this pass
+    int pos0 = 0;         // position of tokens[0]; their K/V go to cache rows pos0 .. pos0+n-1
+    int attend_len = 0;   // queries see cache rows [0, attend_len) (subject to the mask)
+    AttnMask mask = AttnMask::Causal;
+    int block = 0;        // B for BlockCausal
+    int logits_from = 0;  // logits are produced for pass rows [logits_from, logits_from+logits_count)
+    int logits_count = 0;
+};
+
+// A weight matrix [out, in] (row-major, like the checkpoint) and its optional bias.
+struct Linear {
+    int in = 0, out = 0;
+    std::vector<float> w;
+    std::vector<float> b;
+    const float* shared = nullptr;  // tied lm_head: points at the embedding table
+    // y[n, out] = x[n, in] @ w^T (+ b)
+    void apply(const float* x, int n, float* y) const;
+};
+
+struct LayerWeights {
+    std::vector<float> attn_norm, mlp_norm;
+    Linear q, k, v, o, gate, up, down;
+};
+
+struct LoadOptions {
+    bool load_tokenizer = true;
+};
+
+class Model {
+public:
+    // Loads a Hugging Face model folder (config, weights, tokenizer). Throws fdl::Error.
+    static std::unique_ptr<Model> load(const std::string& dir, const LoadOptions& opts = {});
+
+    const ModelConfig& config() const { return cfg_; }
+    const Tokenizer& tokenizer() const { return tok_; }
+    bool has_tokenizer() const { return has_tok_; }
+    int32_t mask_token_id() const { return mask_id_; }  // -1 when the tokenizer has none
+
+    // Runs one forward pass, writing K/V into `cache` and logits_count x vocab floats to `logits`.
+    void forward(KVCache& cache, const Pass& pass, float* logits);
+    KVCache make_cache() const;
+
+    size_t weight_bytes() const;
+
+private:
+    ModelConfig cfg_;
+    Tokenizer tok_;
+    bool has_tok_ = false;
+    int32_t mask_id_ = -1;
+    std::vector<float> embed_;  // [vocab, hidden]
+    std::vector<LayerWeights> layers_;
+    std::vector<float> final_norm_;
+    Linear lm_head_;            // shares embed_ storage when tied (copied: keeps the GEMM simple)
+    std::vector<double> inv_freq_;
+
+    // Scratch, grown to the largest pass seen; nothing allocates per token.
+    std::vector<float> x_, h_, q_, k_, v_, att_, gate_, up_, rows_;
+    int scratch_n_ = 0;
+    void ensure_scratch(int n);
+    void attention(KVCache& cache, int layer, const Pass& p);
+};
+
+}  // namespace fdl

@@ -1,0 +1,37 @@
+// The model hyper-parameters and special tokens, read from a Hugging Face model folder:
+// config.json (required), generation_config.json and tokenizer_config.json (optional).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fdl {
+
+struct ModelConfig {
+    std::string dir;
+    std::string name;           // folder name, for display
+    std::string architecture;   // Qwen2ForCausalLM or Fast_dLLM_QwenForCausalLM
+    bool is_diffusion = false;  // block-diffusion (Fast-dLLM v2) model
+    int hidden_size = 0;
+    int num_layers = 0;
+    int num_heads = 0;
+    int num_kv_heads = 0;
+    int head_dim = 0;
+    int intermediate_size = 0;
+    int vocab_size = 0;
+    int max_position_embeddings = 32768;
+    int bd_size = 32;           // trained block size (diffusion models)
+    double rope_theta = 10000.0;
+    double rms_norm_eps = 1e-6;
+    bool tie_word_embeddings = false;
+    std::vector<int32_t> eos_token_ids;  // stop tokens (config + generation_config)
+
+    // Reads <dir>/config.json and the optional files. Throws fdl::Error naming the file.
+    static ModelConfig from_dir(const std::string& dir);
+    // Parses the text of a config.json (used by from_dir and by the fuzzer).
+    static ModelConfig parse(const std::string& text, const std::string& file);
+    std::string describe() const;  // one line: "Qwen2 24L h896 ..."
+    int64_t parameter_count() const;
+};
+
+}  // namespace fdl

@@ -1,0 +1,70 @@
+#include "engine/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace fdl {
+
+Sampler::Sampler(const SamplingOptions& opts, int vocab, int32_t banned, int32_t no_token_from)
+    : opts_(opts), vocab_(vocab), banned_(banned), no_token_from_(no_token_from), rng_(opts.seed) {
+    probs_.resize(size_t(vocab));
+    idx_.resize(size_t(vocab));
+}
+
+Pick Sampler::pick(const float* logits) {
+    const bool sampling = opts_.temperature > 0.0f;
+    const int limit = sampling ? std::min(vocab_, no_token_from_) : vocab_;
+    // Plain softmax over the allowed ids (the mask token excluded), in double for stability.
+    float mx = -INFINITY;
+    for (int i = 0; i < limit; i++)
+        if (i != banned_) mx = std::max(mx, logits[i]);
+    double sum = 0;
+    int best = -1;
+    float bestl = -INFINITY;
+    for (int i = 0; i < limit; i++) {
+        if (i == banned_) continue;
+        sum += std::exp(double(logits[i]) - mx);
+        if (logits[i] > bestl) { bestl = logits[i]; best = i; }
+    }
+    if (!sampling) return {best, float(std::exp(double(bestl) - mx) / sum)};
+
+    // Temperature distribution, then top-k and top-p filtering, then one draw.
+    int n = 0;
+    for (int i = 0; i < limit; i++)
+        if (i != banned_) idx_[size_t(n++)] = i;
+    auto by_logit = [&](int32_t a, int32_t b) { return logits[a] > logits[b]; };
+    int keep = n;
+    if (opts_.top_k > 0 && opts_.top_k < n) {
+        std::partial_sort(idx_.begin(), idx_.begin() + opts_.top_k, idx_.begin() + n, by_logit);
+        keep = opts_.top_k;
+    } else {
+        std::sort(idx_.begin(), idx_.begin() + n, by_logit);
+    }
+    double tsum = 0;
+    for (int r = 0; r < keep; r++) {
+        probs_[size_t(r)] = float(std::exp((double(logits[idx_[size_t(r)]]) - mx) / opts_.temperature));
+        tsum += probs_[size_t(r)];
+    }
+    if (opts_.top_p < 1.0f) {
+        double cum = 0;
+        int cut = keep;
+        for (int r = 0; r < keep; r++) {
+            cum += probs_[size_t(r)] / tsum;
+            if (cum >= opts_.top_p) { cut = r + 1; break; }
+        }
+        keep = cut;
+        tsum = 0;
+        for (int r = 0; r < keep; r++) tsum += probs_[size_t(r)];
+    }
+    std::uniform_real_distribution<double> u(0.0, tsum);
+    double x = u(rng_);
+    int r = 0;
+    for (; r < keep - 1; r++) {
+        x -= probs_[size_t(r)];
+        if (x <= 0) break;
+    }
+    const int32_t tok = idx_[size_t(r)];
+    return {tok, float(std::exp(double(logits[tok]) - mx) / sum)};
+}
+
+}  // namespace fdl
