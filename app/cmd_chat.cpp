@@ -1,0 +1,55 @@
+// fastdllm chat: the terminal chat (ncurses TUI, or a plain REPL outside a terminal).
+#include <iostream>
+#include <sys/stat.h>
+
+#include "app/commands.h"
+#include "engine/error.h"
+#include "engine/model_config.h"
+#ifdef FASTDLLM_HAVE_UI
+#include "ui/chat_app.h"
+#endif
+
+namespace fdl::cli {
+
+int cmd_chat(int argc, char** argv, int first) {
+#ifdef FASTDLLM_HAVE_UI
+    ChatAppOptions o;
+    DecodeFlags flags;
+    ArgParser p("chat", "[-m DIR] [--ar-model DIR] [--plain] [--resume] [options]");
+    p.add({"-m", "--model", "DIR", "chat model folder (default: assets/models/demo-dllm)",
+           [&](const std::string& v) { o.model_dir = v; }});
+    p.add({"", "--ar-model", "DIR", "AR baseline for compare mode (default: demo-ar beside the model)",
+           [&](const std::string& v) { o.ar_model_dir = v; }});
+    p.add({"", "--system", "TEXT", "system prompt", [&](const std::string& v) { o.system = v; o.system_set = true; }});
+    p.add({"", "--plain", "", "a plain line-based REPL instead of the full-screen TUI",
+           [&](const std::string&) { o.plain = true; }});
+    p.add({"", "--resume", "", "continue the conversation saved at the last exit", [&](const std::string&) { o.resume = true; }});
+    p.add({"", "--session", "FILE", "where the conversation is saved (default: ~/.local/share/fastdllm/session.json)",
+           [&](const std::string& v) { o.session_file = v; }});
+    add_decode_flags(p, flags);
+    std::vector<std::string> rest = p.parse(argc, argv, first);
+    if (p.help_requested()) {
+        std::cout << p.help() << "\n--mode also takes 'compare': each prompt answered by the AR model, then the dLLM.\n";
+        return 0;
+    }
+    if (!rest.empty()) throw UsageError{"unexpected argument '" + rest[0] + "'"};
+    if (o.model_dir.empty()) o.model_dir = default_model_dir();
+    struct stat st {};
+    if (::stat(o.model_dir.c_str(), &st) != 0)
+        throw file_error(o.model_dir, "no such model folder (give one with -m DIR; the demo models live in assets/models/)");
+    const ModelConfig cfg = ModelConfig::from_dir(o.model_dir);
+    o.gen_mode_set = !flags.mode.empty();
+    o.compare = flags.mode == "compare";
+    o.threads = finish_decode_flags(flags, cfg.is_diffusion, cfg.bd_size);
+    o.gen = flags.gen;
+    o.gen.record_steps = false;
+    return run_chat(o);
+#else
+    (void)argc;
+    (void)argv;
+    (void)first;
+    throw Error("this build has no terminal UI");
+#endif
+}
+
+}  // namespace fdl::cli

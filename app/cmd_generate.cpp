@@ -1,0 +1,168 @@
+// fastdllm generate: one prompt, text streamed to stdout, or one JSON object with --json.
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "app/commands.h"
+#include "engine/chat_session.h"
+#include "engine/decode_util.h"
+#include "engine/error.h"
+
+namespace fdl::cli {
+
+using json = nlohmann::json;
+
+namespace {
+
+// Streams the generated text in order: diffusion decides cells out of order, so only the
+// contiguous decided prefix is printed, through a detokenizer that never splits a character.
+class TextStreamer {
+public:
+    TextStreamer(const Tokenizer& tok, std::vector<int32_t> stops) : detok_(tok, true), stops_(std::move(stops)) {}
+    void on_event(const DecodeEvent& e) {
+        if (e.type != DecodeEvent::Type::Step) return;
+        for (const Unmasked& u : e.unmasked) {
+            const int i = u.position - e.prompt_len;
+            if (i < 0) continue;
+            if (size_t(i) >= cells_.size()) cells_.resize(size_t(i) + 1, -1);
+            cells_[size_t(i)] = u.token;
+        }
+        while (!done_ && next_ < cells_.size() && cells_[next_] >= 0) {
+            const int32_t t = cells_[next_++];
+            if (is_stop(stops_, t)) { done_ = true; break; }
+            std::fputs(detok_.push(t).c_str(), stdout);
+        }
+        std::fflush(stdout);
+    }
+    void finish() {
+        std::fputs(detok_.flush().c_str(), stdout);
+        std::fputs("\n", stdout);
+    }
+
+private:
+    StreamDetokenizer detok_;
+    std::vector<int32_t> stops_;
+    std::vector<int32_t> cells_;
+    size_t next_ = 0;
+    bool done_ = false;
+};
+
+json steps_json(const std::vector<StepRecord>& steps) {
+    json out = json::array();
+    for (const StepRecord& s : steps) {
+        json j = {{"kind", step_kind_name(s.kind)}};
+        if (s.kind == StepKind::Prefill) j["tokens"] = s.tokens;
+        if (s.block_start >= 0 && s.kind == StepKind::Commit) j["block_start"] = s.block_start;
+        if (s.next >= 0) j["next"] = s.next;
+        if (s.kind != StepKind::Prefill && s.kind != StepKind::Commit) {
+            json un = json::array();
+            for (const Unmasked& u : s.unmasked) un.push_back({u.position, u.token, u.confidence});
+            j["unmasked"] = un;
+        }
+        out.push_back(j);
+    }
+    return out;
+}
+
+}  // namespace
+
+int cmd_generate(int argc, char** argv, int first) {
+    std::string model_dir, prompt, prompt_file, system;
+    std::vector<int32_t> prompt_ids;
+    bool have_prompt = false, chat = false, as_json = false, trace = false, system_set = false;
+    DecodeFlags flags;
+    ArgParser p("generate", "-m DIR (-p TEXT | --prompt-ids 1,2,3 | --prompt-file FILE) [options]");
+    p.add({"-m", "--model", "DIR", "model folder (default: the demo dLLM in assets/)",
+           [&](const std::string& v) { model_dir = v; }});
+    p.add({"-p", "--prompt", "TEXT", "the prompt text", [&](const std::string& v) { prompt = v; have_prompt = true; }});
+    p.add({"-f", "--prompt-file", "FILE", "read the prompt text from FILE",
+           [&](const std::string& v) { prompt_file = v; have_prompt = true; }});
+    p.add({"", "--prompt-ids", "IDS", "the prompt as raw token ids, e.g. 1,2,3",
+           [&](const std::string& v) { prompt_ids = parse_id_list("--prompt-ids", v); }});
+    p.add({"", "--chat", "", "wrap the prompt in the chat template (ChatML)", [&](const std::string&) { chat = true; }});
+    p.add({"", "--system", "TEXT", "system prompt for --chat (default: the model's own, if any)",
+           [&](const std::string& v) { system = v; system_set = true; }});
+    add_decode_flags(p, flags);
+    p.add({"", "--json", "", "print one JSON object at the end instead of streaming text",
+           [&](const std::string&) { as_json = true; }});
+    p.add({"", "--trace", "", "with --json: include every forward pass and the cells it decided",
+           [&](const std::string&) { trace = true; }});
+    std::vector<std::string> rest = p.parse(argc, argv, first);
+    if (p.help_requested()) {
+        std::cout << p.help();
+        return 0;
+    }
+    if (!rest.empty()) throw UsageError{"unexpected argument '" + rest[0] + "' (quote the prompt and pass it with -p)"};
+    if (have_prompt == !prompt_ids.empty())
+        throw UsageError{"give exactly one of -p/--prompt, --prompt-file or --prompt-ids"};
+    if (chat && !prompt_ids.empty()) throw UsageError{"--chat wraps text; it cannot be used with --prompt-ids"};
+    if (trace && !as_json) throw UsageError{"--trace needs --json"};
+    if (flags.mode == "compare") throw UsageError{"--mode compare is a chat mode; generate takes ar or diffusion"};
+    if (!prompt_file.empty()) {
+        std::ifstream in(prompt_file, std::ios::binary);
+        if (!in) throw file_error(prompt_file, "cannot read");
+        std::stringstream ss;
+        ss << in.rdbuf();
+        prompt = ss.str();
+    }
+    if (model_dir.empty()) model_dir = default_model_dir();
+
+    auto model = Model::load(model_dir);
+    const int threads = finish_decode_flags(flags, model->config().is_diffusion, model->config().bd_size);
+    GenerateOptions& opts = flags.gen;
+    opts.record_steps = trace;
+    if (prompt_ids.empty()) {
+        if (chat) {
+            ChatSession session(*model);
+            if (system_set) session.set_system(system);
+            std::vector<ChatMessage> msgs;
+            if (!session.system().empty()) msgs.push_back({"system", session.system(), {}});
+            msgs.push_back({"user", prompt, {}});
+            prompt_ids = model->tokenizer().encode(render_chatml(msgs, true));
+        } else {
+            prompt_ids = model->tokenizer().encode(prompt);
+        }
+    }
+
+    KVCache cache = model->make_cache();
+    TextStreamer streamer(model->tokenizer(), stop_tokens_of(*model, opts));
+    EventCallback cb = nullptr;
+    if (!as_json) cb = [&](const DecodeEvent& e) { streamer.on_event(e); };
+    const double t0 = now_seconds();
+    GenerateResult r = generate(*model, cache, prompt_ids, opts, cb);
+    const double total = now_seconds() - t0;
+    const DecodeStats& st = r.stats;
+    if (!as_json) {
+        streamer.finish();
+        std::fprintf(stderr, "[%d tokens, %.1f tok/s, %.2f tok/forward, nfe %d, prefill %.0f ms, %s]\n",
+                     st.generated_tokens, st.tokens_per_second(), st.tokens_per_forward(), st.nfe,
+                     st.prefill_seconds * 1000, decode_mode_name(opts.mode));
+        return 0;
+    }
+    json out = {
+        {"model", model->config().name},
+        {"mode", decode_mode_name(opts.mode)},
+        {"prompt_tokens", int(prompt_ids.size())},
+        {"tokens", r.tokens},
+        {"text", model->tokenizer().decode(r.tokens, true)},
+        {"stopped", r.stopped},
+        {"nfe", st.nfe},
+        {"passes", {{"prefill", st.prefill_passes}, {"block", st.block_passes}, {"subblock", st.subblock_passes},
+                    {"commit", st.commit_passes}, {"decode", st.decode_passes}}},
+        {"timings", {{"prefill_s", st.prefill_seconds}, {"decode_s", st.decode_seconds}, {"total_s", total},
+                     {"tokens_per_second", st.tokens_per_second()}, {"tokens_per_forward", st.tokens_per_forward()}}},
+        {"threads", threads},
+    };
+    if (opts.mode == DecodeMode::Diffusion)
+        out["settings"] = {{"block_size", opts.block_size}, {"sub_block_size", opts.sub_block_size},
+                           {"threshold", opts.threshold}, {"cache", cache_mode_name(opts.cache)}};
+    out["sampling"] = {{"temperature", opts.sampling.temperature}, {"top_p", opts.sampling.top_p},
+                       {"top_k", opts.sampling.top_k}, {"seed", opts.sampling.seed}};
+    if (trace) out["steps"] = steps_json(r.steps);
+    std::cout << out.dump() << "\n";
+    return 0;
+}
+
+}  // namespace fdl::cli

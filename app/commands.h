@@ -1,0 +1,28 @@
+// The subcommands of the fastdllm binary. Each returns the process exit code.
+#pragma once
+#include <string>
+
+#include "app/args.h"
+#include "engine/generate.h"
+
+namespace fdl::cli {
+
+int cmd_generate(int argc, char** argv, int first);
+int cmd_tokenize(int argc, char** argv, int first);
+int cmd_info(int argc, char** argv, int first);
+int cmd_chat(int argc, char** argv, int first);
+
+// The decoding flags shared by generate and chat (--mode, --threshold, --cache, ...).
+struct DecodeFlags {
+    GenerateOptions gen;
+    std::string mode;     // as given ("" = the model's natural mode)
+    int threads = 0;
+};
+void add_decode_flags(ArgParser& p, DecodeFlags& f);
+// Resolves "" mode to the model's kind and applies the thread count. Returns the thread count.
+int finish_decode_flags(DecodeFlags& f, bool model_is_diffusion, int model_block_size);
+
+// The default chat model: assets/models/demo-dllm from the source tree or beside the binary.
+std::string default_model_dir();
+
+}  // namespace fdl::cli

@@ -1,0 +1,151 @@
+#include "engine/chat_session.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "engine/error.h"
+
+namespace fdl {
+
+using json = nlohmann::json;
+
+const char* const kQwenDefaultSystem = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
+
+std::string default_system_prompt(const std::string& model_dir) {
+    std::ifstream in(model_dir + "/tokenizer_config.json");
+    if (!in) return "";
+    std::stringstream ss;
+    ss << in.rdbuf();
+    json j = json::parse(ss.str(), nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("chat_template") || !j["chat_template"].is_string()) return "";
+    return j["chat_template"].get<std::string>().find(kQwenDefaultSystem) != std::string::npos ? kQwenDefaultSystem : "";
+}
+
+std::string render_chatml(const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
+    std::string s;
+    for (auto& m : messages) s += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+    if (add_generation_prompt) s += "<|im_start|>assistant\n";
+    return s;
+}
+
+ChatSession::ChatSession(Model& model) : model_(model), cache_(model.make_cache()) {
+    system_ = default_system_prompt(model.config().dir);
+}
+
+void ChatSession::set_system(const std::string& text) { system_ = text; }
+
+void ChatSession::clear() { messages_.clear(); }
+
+const std::vector<int32_t>& ChatSession::ids_of(ChatMessage& m) {
+    if (m.ids.empty() && !m.content.empty()) m.ids = model_.tokenizer().encode(m.content, false);
+    return m.ids;
+}
+
+std::vector<int32_t> ChatSession::prompt_ids() {
+    const Tokenizer& tok = model_.tokenizer();
+    const int32_t start = tok.token_id("<|im_start|>"), end = tok.token_id("<|im_end|>");
+    if (start < 0 || end < 0) throw Error(model_.config().name + ": the tokenizer has no ChatML tokens (<|im_start|>, <|im_end|>)");
+    const std::vector<int32_t> nl = tok.encode("\n", false);
+    std::vector<int32_t> out;
+    auto turn = [&](const std::string& role, const std::vector<int32_t>& content) {
+        out.push_back(start);
+        for (int32_t t : tok.encode(role + "\n", false)) out.push_back(t);
+        out.insert(out.end(), content.begin(), content.end());
+        out.push_back(end);
+        out.insert(out.end(), nl.begin(), nl.end());
+    };
+    if (!system_.empty()) turn("system", tok.encode(system_, false));
+    for (auto& m : messages_) turn(m.role, ids_of(m));
+    out.push_back(start);
+    for (int32_t t : tok.encode("assistant\n", false)) out.push_back(t);
+    return out;
+}
+
+GenerateResult ChatSession::reply(const std::string& user_text, const GenerateOptions& opts, const EventCallback& on_event,
+                                  const std::atomic<bool>* cancel) {
+    messages_.push_back({"user", user_text, {}});
+    std::vector<int32_t> prompt;
+    try {
+        prompt = prompt_ids();
+    } catch (...) {
+        messages_.pop_back();
+        throw;
+    }
+    GenerateResult r;
+    try {
+        r = generate(model_, cache_, prompt, opts, on_event, cancel);
+    } catch (...) {
+        messages_.pop_back();
+        throw;
+    }
+    ChatMessage a{"assistant", "", r.tokens};
+    const auto& stops = opts.stop_tokens.empty() ? model_.config().eos_token_ids : opts.stop_tokens;
+    if (!a.ids.empty() && std::find(stops.begin(), stops.end(), a.ids.back()) != stops.end()) a.ids.pop_back();
+    a.content = model_.tokenizer().decode(a.ids, true);
+    messages_.push_back(std::move(a));
+    return r;
+}
+
+json ChatSession::to_json() const {
+    json msgs = json::array();
+    for (auto& m : messages_) msgs.push_back({{"role", m.role}, {"content", m.content}});
+    return {{"format", "fastdllm-chat-1"}, {"system", system_}, {"messages", msgs}};
+}
+
+void ChatSession::from_json(const json& j) {
+    if (!j.is_object() || !j.contains("messages") || !j["messages"].is_array())
+        throw Error("not a fastdllm chat session (needs a \"messages\" list)");
+    std::vector<ChatMessage> msgs;
+    for (auto& m : j["messages"]) {
+        if (!m.is_object() || !m.contains("role") || !m.contains("content") || !m["role"].is_string() ||
+            !m["content"].is_string())
+            throw Error("each message needs a \"role\" and a \"content\" string");
+        const std::string role = m["role"];
+        if (role != "user" && role != "assistant" && role != "system")
+            throw Error("unknown message role \"" + role + "\"");
+        msgs.push_back({role, m["content"], {}});
+    }
+    std::string sys = system_;
+    if (j.contains("system")) {
+        if (!j["system"].is_string()) throw Error("\"system\" must be a string");
+        sys = j["system"];
+    }
+    messages_ = std::move(msgs);
+    system_ = sys;
+}
+
+void write_file_atomic(const std::string& path, const std::string& text) {
+    const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) throw file_error(path, std::string("cannot write: ") + std::strerror(errno));
+    size_t done = 0;
+    while (done < text.size()) {
+        ssize_t w = ::write(fd, text.data() + done, text.size() - done);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            const int e = errno;
+            ::close(fd);
+            ::unlink(tmp.c_str());
+            throw file_error(path, std::string("write failed: ") + std::strerror(e));
+        }
+        done += size_t(w);
+    }
+    if (::fsync(fd) != 0 || ::close(fd) != 0) {
+        const int e = errno;
+        ::unlink(tmp.c_str());
+        throw file_error(path, std::string("write failed: ") + std::strerror(e));
+    }
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+        const int e = errno;
+        ::unlink(tmp.c_str());
+        throw file_error(path, std::string("cannot replace: ") + std::strerror(e));
+    }
+}
+
+}  // namespace fdl

@@ -1,0 +1,68 @@
+// A conversation in ChatML and the model state behind it. Each message keeps the token ids the
+// model saw (an assistant turn keeps exactly the ids it generated), so the prompt of a new turn
+// starts with the previous turn's tokens and the decoder reuses their cached K/V: a new turn
+// prefills only what is new.
+#pragma once
+#include <atomic>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+#include "engine/generate.h"
+#include "engine/model.h"
+
+namespace fdl {
+
+struct ChatMessage {
+    std::string role;     // system | user | assistant
+    std::string content;
+    std::vector<int32_t> ids;  // content tokens (filled lazily for text messages)
+};
+
+// Qwen2.5's template adds this system prompt when a conversation has none.
+extern const char* const kQwenDefaultSystem;
+
+// The default system prompt a model's chat template implies ("" for none): Qwen2.5 models
+// (their tokenizer_config.json chat_template names it) get kQwenDefaultSystem.
+std::string default_system_prompt(const std::string& model_dir);
+
+// ChatML text of a conversation, optionally ending with the assistant generation prompt.
+std::string render_chatml(const std::vector<ChatMessage>& messages, bool add_generation_prompt);
+
+class ChatSession {
+public:
+    explicit ChatSession(Model& model);
+
+    // The system prompt ("" = none, unless the model has a default one).
+    void set_system(const std::string& text);
+    const std::string& system() const { return system_; }
+    const std::vector<ChatMessage>& messages() const { return messages_; }
+    void clear();  // forget the conversation (the cache is kept; it is reused only where it matches)
+
+    // Adds a user turn, generates the reply, and adds it (cut at the stop token). A cancelled
+    // reply is kept as far as it got, so the transcript shows what was decoded.
+    GenerateResult reply(const std::string& user_text, const GenerateOptions& opts, const EventCallback& on_event = nullptr,
+                         const std::atomic<bool>* cancel = nullptr);
+
+    // The token ids of the whole conversation, ending with the generation prompt.
+    std::vector<int32_t> prompt_ids();
+
+    Model& model() { return model_; }
+    KVCache& cache() { return cache_; }
+
+    // Save / load: {"system": ..., "messages": [{"role", "content"}]}.
+    nlohmann::json to_json() const;
+    void from_json(const nlohmann::json& j);  // throws fdl::Error on a malformed document
+
+private:
+    Model& model_;
+    KVCache cache_;
+    std::string system_;
+    std::vector<ChatMessage> messages_;
+    const std::vector<int32_t>& ids_of(ChatMessage& m);
+};
+
+// Writes `text` to `path` atomically (temporary file, fsync, rename): never a half-written file.
+void write_file_atomic(const std::string& path, const std::string& text);
+
+}  // namespace fdl

@@ -1,0 +1,28 @@
+// Entry point of `fastdllm chat`: the ncurses TUI, or a plain readline REPL when stdin/stdout
+// is not a terminal (or --plain).
+#pragma once
+#include <string>
+
+#include "engine/generate.h"
+
+namespace fdl {
+
+struct ChatAppOptions {
+    std::string model_dir;     // the chat model (default: assets/models/demo-dllm)
+    std::string ar_model_dir;  // AR baseline for compare mode ("" = demo-ar beside model_dir, if present)
+    GenerateOptions gen;       // decoding settings at start (changeable at run time)
+    bool gen_mode_set = false; // --mode was given (otherwise: diffusion for dLLMs, ar for AR models)
+    bool compare = false;      // --mode compare: AR model, then diffusion model, side by side
+    std::string system;        // --system
+    bool system_set = false;
+    bool plain = false;        // --plain
+    bool resume = false;       // --resume: continue the last saved session
+    std::string session_file;  // --session FILE ("" = <data dir>/fastdllm/session.json)
+    int threads = 0;           // already applied by the app; shown in the status bar
+};
+
+// Runs the chat until the user quits. Returns the process exit code. Errors loading models are
+// reported on stderr (before the TUI starts) with a non-zero code.
+int run_chat(const ChatAppOptions& opts);
+
+}  // namespace fdl
