@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
         if (cmd == "generate") return cmd_generate(argc, argv, shift);
         if (cmd == "tokenize") return cmd_tokenize(argc, argv, shift);
         if (cmd == "info") return cmd_info(argc, argv, shift);
-        std::fprintf(stderr, "fastdllm: unknown command '%s'\n\n%s", cmd.c_str(), kUsage);
+        std::fprintf(stderr, "fastdllm: unknown command '%s' (see: fastdllm --help)\n", cmd.c_str());
         return 2;
     } catch (const UsageError& e) {
         std::fprintf(stderr, "fastdllm %s: %s\n", cmd.c_str(), e.message.c_str());

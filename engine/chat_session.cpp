@@ -67,6 +67,19 @@ std::vector<int32_t> ChatSession::prompt_ids() {
     return out;
 }
 
+std::vector<int32_t> ChatSession::prompt_with(const std::string& user_text) {
+    messages_.push_back({"user", user_text, {}});
+    std::vector<int32_t> p;
+    try {
+        p = prompt_ids();
+    } catch (...) {
+        messages_.pop_back();
+        throw;
+    }
+    messages_.pop_back();
+    return p;
+}
+
 GenerateResult ChatSession::reply(const std::string& user_text, const GenerateOptions& opts, const EventCallback& on_event,
                                   const std::atomic<bool>* cancel) {
     messages_.push_back({"user", user_text, {}});

@@ -46,6 +46,8 @@ public:
 
     // The token ids of the whole conversation, ending with the generation prompt.
     std::vector<int32_t> prompt_ids();
+    // The prompt a reply to `user_text` would run (the conversation is left unchanged).
+    std::vector<int32_t> prompt_with(const std::string& user_text);
 
     Model& model() { return model_; }
     KVCache& cache() { return cache_; }

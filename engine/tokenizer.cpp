@@ -56,80 +56,86 @@ constexpr const char* kGpt2Pattern =
 
 constexpr const char* kReplacement = "\xEF\xBF\xBD";  // U+FFFD
 
+// Looks at the sequence that starts at s[i] (i < n). Returns its length when it is one valid
+// UTF-8 character. Otherwise returns 0 and sets `sub` to the length of its maximal invalid
+// subpart (the lead byte plus the continuation bytes that were still acceptable, at least 1)
+// and `truncated` when the input ended while the sequence was still acceptable.
+size_t utf8_char(const unsigned char* s, size_t n, size_t i, size_t& sub, bool& truncated) {
+    const unsigned char b = s[i];
+    truncated = false;
+    if (b < 0x80) return 1;
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+    if (b >= 0xC2 && b <= 0xDF) {
+        len = 2;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+        len = 3;
+        if (b == 0xE0) lo = 0xA0;
+        if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        len = 4;
+        if (b == 0xF0) lo = 0x90;
+        if (b == 0xF4) hi = 0x8F;
+    } else {
+        sub = 1;
+        return 0;
+    }
+    size_t k = 1;
+    for (; k < len; ++k) {
+        if (i + k >= n) {
+            truncated = true;
+            break;
+        }
+        const unsigned char c = s[i + k];
+        if (k == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xBF)) break;
+    }
+    if (k == len) return len;
+    sub = k;
+    return 0;
+}
+
 // Appends to `out` the longest prefix of `in` whose fate is decided: valid characters are
 // copied, each maximal invalid subpart becomes one U+FFFD (Unicode "substitution of maximal
-// subparts", which is what Rust's from_utf8_lossy does). An incomplete but so far valid
-// sequence at the very end is held back (not consumed) unless `final` is set. Returns the
-// number of bytes consumed.
+// subparts", which is what Rust's String::from_utf8_lossy does). An incomplete but so far
+// valid sequence at the very end is held back (not consumed) unless `final` is set. Returns
+// the number of bytes consumed.
 size_t utf8_lossy_append(std::string_view in, std::string& out, bool final) {
     const auto* s = reinterpret_cast<const unsigned char*>(in.data());
     const size_t n = in.size();
-    size_t i = 0;
+    size_t i = 0, run = 0;  // [run, i) is valid text not yet copied
     while (i < n) {
-        const unsigned char b = s[i];
-        if (b < 0x80) {
-            size_t j = i + 1;
-            while (j < n && s[j] < 0x80) ++j;
-            out.append(in.data() + i, j - i);
-            i = j;
-            continue;
-        }
-        size_t len;
-        unsigned char lo = 0x80, hi = 0xBF;  // allowed range of the second byte
-        if (b >= 0xC2 && b <= 0xDF) {
-            len = 2;
-        } else if (b >= 0xE0 && b <= 0xEF) {
-            len = 3;
-            if (b == 0xE0) lo = 0xA0;
-            if (b == 0xED) hi = 0x9F;
-        } else if (b >= 0xF0 && b <= 0xF4) {
-            len = 4;
-            if (b == 0xF0) lo = 0x90;
-            if (b == 0xF4) hi = 0x8F;
-        } else {
-            out += kReplacement;
-            ++i;
-            continue;
-        }
-        size_t k = 1;  // bytes of the sequence that are valid so far
-        bool bad = false;
-        while (k < len) {
-            if (i + k >= n) break;
-            const unsigned char c = s[i + k];
-            const bool ok = (k == 1) ? (c >= lo && c <= hi) : (c >= 0x80 && c <= 0xBF);
-            if (!ok) {
-                bad = true;
-                break;
-            }
-            ++k;
-        }
-        if (k == len) {
-            out.append(in.data() + i, len);
+        size_t sub;
+        bool truncated;
+        size_t len = utf8_char(s, n, i, sub, truncated);
+        if (len) {
             i += len;
-        } else if (bad || final) {
-            out += kReplacement;
-            i += k;
-        } else {
-            break;  // truncated at the end of the input: wait for more bytes
+            continue;
         }
+        out.append(in.data() + run, i - run);
+        if (truncated && !final) return i;  // wait for the rest of this character
+        out += kReplacement;
+        i += sub;
+        run = i;
     }
+    out.append(in.data() + run, i - run);
     return i;
 }
 
-bool is_valid_utf8(std::string_view s) {
-    std::string tmp;
-    // Fast path for ASCII.
-    size_t i = 0;
-    while (i < s.size() && static_cast<unsigned char>(s[i]) < 0x80) ++i;
-    if (i == s.size()) return true;
-    tmp.reserve(s.size());
-    return utf8_lossy_append(s, tmp, true) == s.size() && tmp.size() == s.size() &&
-           std::memcmp(tmp.data(), s.data(), s.size()) == 0;
+bool is_valid_utf8(std::string_view in) {
+    const auto* s = reinterpret_cast<const unsigned char*>(in.data());
+    size_t i = 0, sub;
+    bool truncated;
+    while (i < in.size()) {
+        size_t len = utf8_char(s, in.size(), i, sub, truncated);
+        if (!len) return false;
+        i += len;
+    }
+    return true;
 }
 
 std::string utf8_lossy(std::string_view s) {
     std::string out;
-    out.reserve(s.size());
+    out.reserve(s.size() + 16);
     utf8_lossy_append(s, out, true);
     return out;
 }
@@ -394,13 +400,134 @@ struct Merge {
 
 inline uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t(uint32_t(a)) << 32) | uint32_t(b); }
 
-struct PairHash {
-    size_t operator()(uint64_t k) const noexcept {
+// Open-addressing map from token strings to ids. The keys live in one arena, so loading 151k
+// tokens costs no allocation per token and a lookup touches one slot plus the key's bytes.
+class TokenMap {
+public:
+    void reserve(size_t n) {
+        size_t cap = 16;
+        while (cap < n * 2) cap <<= 1;
+        if (cap > slots_.size()) rehash(cap);
+    }
+    int32_t get(std::string_view k) const {
+        if (slots_.empty()) return -1;
+        const uint64_t h = hash(k);
+        const uint32_t tag = uint32_t(h >> 32);
+        for (size_t i = size_t(h) & mask_;; i = (i + 1) & mask_) {
+            const Slot& sl = slots_[i];
+            if (sl.id < 0) return -1;
+            if (sl.tag == tag && sl.len == k.size() && std::memcmp(arena_.data() + sl.off, k.data(), k.size()) == 0)
+                return sl.id;
+        }
+    }
+    bool contains(std::string_view k) const { return get(k) >= 0; }
+    // Inserts or replaces. Invalidates views returned by for_each.
+    void set(std::string_view k, int32_t id) {
+        if ((count_ + 1) * 2 > slots_.size()) rehash(std::max<size_t>(16, slots_.size() * 2));
+        const uint64_t h = hash(k);
+        const uint32_t tag = uint32_t(h >> 32);
+        for (size_t i = size_t(h) & mask_;; i = (i + 1) & mask_) {
+            Slot& sl = slots_[i];
+            if (sl.id < 0) {
+                sl = Slot{uint32_t(arena_.size()), uint32_t(k.size()), id, tag};
+                arena_.append(k.data(), k.size());
+                ++count_;
+                return;
+            }
+            if (sl.tag == tag && sl.len == k.size() && std::memcmp(arena_.data() + sl.off, k.data(), k.size()) == 0) {
+                sl.id = id;
+                return;
+            }
+        }
+    }
+    size_t size() const { return count_; }
+    template <class F>
+    void for_each(F&& f) const {
+        for (const Slot& sl : slots_)
+            if (sl.id >= 0) f(std::string_view(arena_.data() + sl.off, sl.len), sl.id);
+    }
+
+private:
+    struct Slot {
+        uint32_t off, len;
+        int32_t id;  // -1: empty
+        uint32_t tag;
+    };
+    static uint64_t hash(std::string_view k) { return std::hash<std::string_view>{}(k); }
+    void rehash(size_t cap) {
+        std::vector<Slot> old = std::move(slots_);
+        slots_.assign(cap, Slot{0, 0, -1, 0});
+        mask_ = cap - 1;
+        for (const Slot& sl : old) {
+            if (sl.id < 0) continue;
+            const uint64_t h = hash(std::string_view(arena_.data() + sl.off, sl.len));
+            size_t i = size_t(h) & mask_;
+            while (slots_[i].id >= 0) i = (i + 1) & mask_;
+            slots_[i] = sl;
+        }
+    }
+    std::string arena_;
+    std::vector<Slot> slots_;
+    size_t mask_ = 0, count_ = 0;
+};
+
+// Open-addressing map from a pair of ids to its merge.
+class MergeMap {
+public:
+    void reserve(size_t n) {
+        size_t cap = 16;
+        while (cap < n * 2) cap <<= 1;
+        if (cap > slots_.size()) rehash(cap);
+    }
+    const Merge* find(uint64_t key) const {
+        if (slots_.empty()) return nullptr;
+        for (size_t i = mix(key) & mask_;; i = (i + 1) & mask_) {
+            const Slot& sl = slots_[i];
+            if (sl.key == key) return &sl.m;
+            if (sl.key == kEmpty) return nullptr;
+        }
+    }
+    void set(uint64_t key, Merge m) {
+        if ((count_ + 1) * 2 > slots_.size()) rehash(std::max<size_t>(16, slots_.size() * 2));
+        for (size_t i = mix(key) & mask_;; i = (i + 1) & mask_) {
+            Slot& sl = slots_[i];
+            if (sl.key == key) {
+                sl.m = m;
+                return;
+            }
+            if (sl.key == kEmpty) {
+                sl = Slot{key, m};
+                ++count_;
+                return;
+            }
+        }
+    }
+
+private:
+    static constexpr uint64_t kEmpty = ~uint64_t(0);  // ids are < 2^22, so no pair is this
+    struct Slot {
+        uint64_t key;
+        Merge m;
+    };
+    static size_t mix(uint64_t k) {
         k ^= k >> 33;
         k *= 0xff51afd7ed558ccdULL;
         k ^= k >> 33;
         return size_t(k);
     }
+    void rehash(size_t cap) {
+        std::vector<Slot> old = std::move(slots_);
+        slots_.assign(cap, Slot{kEmpty, Merge{0, 0}});
+        mask_ = cap - 1;
+        for (const Slot& sl : old) {
+            if (sl.key == kEmpty) continue;
+            size_t i = mix(sl.key) & mask_;
+            while (slots_[i].key != kEmpty) i = (i + 1) & mask_;
+            slots_[i] = sl;
+        }
+    }
+    std::vector<Slot> slots_;
+    size_t mask_ = 0, count_ = 0;
 };
 
 // Reads a tokenizer.json quickly: model.vocab and model.merges (nearly all of a 6 MB file) go
@@ -541,9 +668,9 @@ struct Tokenizer::Impl {
     std::string path;
 
     // Model (BPE).
-    std::unordered_map<std::string, int32_t> vocab;
-    std::vector<const std::string*> vocab_r;  // id -> key in `vocab` (nodes never move), or null
-    std::unordered_map<uint64_t, Merge, PairHash> merges;
+    TokenMap vocab;                           // frozen once loaded
+    std::vector<std::string_view> vocab_r;    // id -> its key in `vocab`; data() null when none
+    MergeMap merges;
     std::array<int32_t, 256> byte_id{};  // byte -> id of its byte-level char, -1 if missing
     int32_t unk_id = -1;
     bool fuse_unk = false;
@@ -688,14 +815,12 @@ void Tokenizer::Impl::load_model(const json& m, FastTokenizerJson* fast) {
 
     if (const json* u = member(m, "unk_token")) {
         std::string unk = get_string(*u, "\"model.unk_token\"", path);
-        auto it = vocab.find(unk);
-        unk_id = it == vocab.end() ? -1 : it->second;
+        unk_id = vocab.get(unk);
     }
 
     const auto& a = alphabet();
     for (int b = 0; b < 256; ++b) {
-        auto it = vocab.find(a.enc[size_t(b)]);
-        byte_id[size_t(b)] = it == vocab.end() ? -1 : it->second;
+        byte_id[size_t(b)] = vocab.get(a.enc[size_t(b)]);
     }
 
     if (fast && fast->have_merges) {
@@ -724,32 +849,34 @@ void Tokenizer::Impl::load_model(const json& m, FastTokenizerJson* fast) {
 }
 
 void Tokenizer::Impl::set_vocab(std::vector<std::pair<std::string, int32_t>> entries) {
-    vocab.reserve(entries.size() + entries.size() / 2);
+    vocab.reserve(entries.size());
     int32_t max_id = -1;
     for (auto& [k, id] : entries) {
         max_id = std::max(max_id, id);
-        vocab.insert_or_assign(std::move(k), id);  // a repeated key keeps its last id, as in a DOM
+        vocab.set(k, id);  // a repeated key keeps its last id, as in a DOM
     }
-    vocab_r.assign(size_t(max_id + 1), nullptr);
+    entries = {};
+    vocab_r.assign(size_t(max_id + 1), std::string_view());
     // When two strings share an id, HF's reverse map keeps one of them; so does this.
-    for (auto& kv : vocab)
-        if (!vocab_r[size_t(kv.second)]) vocab_r[size_t(kv.second)] = &kv.first;
+    vocab.for_each([&](std::string_view k, int32_t id) {
+        if (!vocab_r[size_t(id)].data()) vocab_r[size_t(id)] = k;
+    });
 }
 
 void Tokenizer::Impl::add_merge(size_t rank, const std::string& left, const std::string& right) {
-    auto il = vocab.find(left), ir = vocab.find(right);
-    if (il == vocab.end() || ir == vocab.end())
+    const int32_t l = vocab.get(left), r = vocab.get(right);
+    if (l < 0 || r < 0)
         fail(path, "\"model.merges[" + std::to_string(rank) + "]\" uses a token missing from the vocab");
     std::string joined;
     joined.reserve(left.size() + right.size());
     joined += left;
     joined += right;
-    auto ij = vocab.find(joined);
-    if (ij == vocab.end())
+    const int32_t j = vocab.get(joined);
+    if (j < 0)
         fail(path, "\"model.merges[" + std::to_string(rank) + "]\": merged token \"" + joined +
                        "\" is missing from the vocab");
     // Like HF (a HashMap collected in order), a repeated pair keeps its last rank.
-    merges.insert_or_assign(pair_key(il->second, ir->second), Merge{int32_t(rank), ij->second});
+    merges.set(pair_key(l, r), Merge{int32_t(rank), j});
 }
 
 void Tokenizer::Impl::load_normalizer(const json& n, const std::string& where) {
@@ -835,7 +962,7 @@ void Tokenizer::Impl::finish() {
     size = int32_t(std::max(vocab_r.size(), added_index.size()));
     while (size > 0) {
         size_t i = size_t(size - 1);
-        if ((i < vocab_r.size() && vocab_r[i]) || (i < added_index.size() && added_index[i] >= 0)) break;
+        if ((i < vocab_r.size() && vocab_r[i].data()) || (i < added_index.size() && added_index[i] >= 0)) break;
         --size;
     }
     decoded.assign(size_t(size), std::string());
@@ -847,18 +974,17 @@ void Tokenizer::Impl::finish() {
             has[i] = 1;
             special[i] = t.special;
             decoded[i] = bytelevel_decode_token(t.content);
-        } else if (i < vocab_r.size() && vocab_r[i]) {
+        } else if (i < vocab_r.size() && vocab_r[i].data()) {
             has[i] = 1;
-            decoded[i] = bytelevel_decode_token(*vocab_r[i]);
+            decoded[i] = bytelevel_decode_token(vocab_r[i]);
         }
     }
     // HF skips, when asked, every token whose string is a special token's content.
     for (const auto& t : added) {
         if (!t.special) continue;
-        auto it = vocab.find(t.content);
-        if (it != vocab.end() && size_t(it->second) < special.size() &&
-            (size_t(it->second) >= added_index.size() || added_index[size_t(it->second)] < 0))
-            special[size_t(it->second)] = 1;
+        const int32_t v = vocab.get(t.content);
+        if (v >= 0 && size_t(v) < special.size() && (size_t(v) >= added_index.size() || added_index[size_t(v)] < 0))
+            special[size_t(v)] = 1;
     }
 
     std::vector<LiteralMatcher::Pat> raw, norm;
@@ -974,6 +1100,7 @@ void Tokenizer::Impl::regex_split(const PreStep& st, std::string_view s, std::ve
 }
 
 void Tokenizer::Impl::encode_words(std::string_view text, std::vector<int32_t>& out, pcre2_match_data* md) const {
+    if (text.empty()) return;  // HF drops empty splits
     std::deque<std::string> storage;  // pieces that got a prefix space
     std::vector<std::string_view> cur{text}, next;
     for (const PreStep& st : steps) {
@@ -1027,9 +1154,9 @@ void Tokenizer::Impl::bpe_uncached(std::string_view word, std::vector<int32_t>& 
     if (ignore_merges) {
         std::string bl;
         for (char c : word) bl += a.enc[static_cast<unsigned char>(c)];
-        auto it = vocab.find(bl);
-        if (it != vocab.end()) {
-            out.push_back(it->second);
+        const int32_t id = vocab.get(bl);
+        if (id >= 0) {
+            out.push_back(id);
             return;
         }
     }
@@ -1059,12 +1186,12 @@ void Tokenizer::Impl::bpe_uncached(std::string_view word, std::vector<int32_t>& 
             for (char x : a.enc[b]) {
                 char name[8];
                 std::snprintf(name, sizeof name, "<0x%02X>", static_cast<unsigned char>(x));
-                auto it = vocab.find(name);
-                if (it == vocab.end()) {
+                const int32_t id = vocab.get(name);
+                if (id < 0) {
                     all = false;
                     break;
                 }
-                fb.push_back(it->second);
+                fb.push_back(id);
             }
             if (all) {
                 if (pending_unk) add(unk_id), pending_unk = false;
@@ -1088,8 +1215,7 @@ void Tokenizer::Impl::bpe_uncached(std::string_view word, std::vector<int32_t>& 
     };
     std::priority_queue<Cand, std::vector<Cand>, decltype(lower)> queue(lower);
     auto lookup = [&](int32_t l, int32_t r) -> const Merge* {
-        auto it = merges.find(pair_key(l, r));
-        return it == merges.end() ? nullptr : &it->second;
+        return merges.find(pair_key(l, r));
     };
     for (size_t i = 0; i + 1 < syms.size(); ++i)
         if (const Merge* m = lookup(syms[i].id, syms[i + 1].id)) queue.push({m->rank, int32_t(i), m->new_id});
@@ -1151,13 +1277,13 @@ Tokenizer Tokenizer::from_model_dir(const std::string& dir) {
 
     // Adds a token listed by a transformers side file unless its content is already known.
     auto add_extra = [&](const std::string& file, AddedToken t) {
-        if (im.added_by_content.count(t.content) || im.vocab.count(t.content)) return;
+        if (im.added_by_content.count(t.content) || im.vocab.contains(t.content)) return;
         const size_t i = size_t(t.id);
         std::string taken;
         if (i < im.added_index.size() && im.added_index[i] >= 0)
             taken = im.added[size_t(im.added_index[i])].content;
-        else if (i < im.vocab_r.size() && im.vocab_r[i])
-            taken = *im.vocab_r[i];
+        else if (i < im.vocab_r.size() && im.vocab_r[i].data())
+            taken = std::string(im.vocab_r[i]);
         else {
             im.add_token(std::move(t));
             changed = true;
@@ -1277,8 +1403,7 @@ int32_t Tokenizer::token_id(std::string_view token) const {
     std::string key(token);
     auto a = impl_->added_by_content.find(key);
     if (a != impl_->added_by_content.end()) return a->second;
-    auto v = impl_->vocab.find(key);
-    return v == impl_->vocab.end() ? -1 : v->second;
+    return impl_->vocab.get(key);
 }
 
 int32_t Tokenizer::size() const { return impl_ ? impl_->size : 0; }

@@ -19,12 +19,19 @@ public:
     static Tokenizer from_model_dir(const std::string& dir);
 
     // Encodes like HF `encode(text, add_special_tokens=False)`: added tokens in the text are
-    // recognised (when parse_special is true) and become their ids.
+    // recognised and become their ids. parse_special=false leaves special added tokens as plain
+    // text (HF's encode_special_tokens / transformers' split_special_tokens); non-special added
+    // tokens are still recognised. Invalid UTF-8 (HF never sees any: Python strings are valid)
+    // is first replaced by U+FFFD, one per maximal invalid subpart. Thread-safe.
     std::vector<int32_t> encode(std::string_view text, bool parse_special = true) const;
     // Decodes like HF `decode(ids, skip_special_tokens=skip_special)`; invalid UTF-8 becomes
     // U+FFFD; ids with no token are skipped (never a crash).
     std::string decode(const std::vector<int32_t>& ids, bool skip_special = false) const;
     // The raw bytes of one token (for added tokens, their content); "" for an id with no token.
+    // It is exactly what decode() emits for the token before the final UTF-8 repair. Like HF,
+    // the ByteLevel decoder rule applies to added tokens too: content made only of chars of the
+    // byte alphabet is mapped back to bytes (printable ASCII such as "<|im_end|>" maps to
+    // itself), any other content is emitted as is.
     std::string token_bytes(int32_t id) const;
     // Id of a token given by its exact string (vocab form or added-token content); -1 if none.
     int32_t token_id(std::string_view token) const;

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The CLI end to end: every fixture trace through `fastdllm generate --json` (the issue's
+# acceptance command), tokenize, info, and the error paths (one line, non-zero exit).
+set -u
+BIN="$1"; SRC="$2"
+FIX="$SRC/tests/fixtures"
+fail=0
+check() { if ! eval "$2"; then echo "FAIL: $1"; fail=1; fi; }
+
+# Every trace: tokens and nfe must match exactly.
+python3 - "$BIN" "$FIX" <<'PY' || fail=1
+import json, subprocess, sys
+bin_, fix = sys.argv[1], sys.argv[2]
+traces = json.load(open(f"{fix}/tiny/traces.json"))["traces"]
+bad = 0
+for i, t in enumerate(traces):
+    args = [bin_, "generate", "-m", f"{fix}/tiny/model", "--prompt-ids", ",".join(map(str, t["prompt"])),
+            "-n", str(t["max_new_tokens"]), "--mode", t["mode"], "--json", "--trace"]
+    if t["mode"] == "diffusion":
+        args += ["--block-size", str(t["block_size"]), "--sub-block-size", str(t["sub_block_size"]),
+                 "--threshold", str(t["threshold"]), "--cache", "dual" if t["dual_cache"] else "prefix"]
+    out = subprocess.run(args, capture_output=True, text=True)
+    if out.returncode != 0:
+        print(f"trace {i}: exit {out.returncode}: {out.stderr.strip()}"); bad += 1; continue
+    j = json.loads(out.stdout)
+    if j["tokens"] != t["tokens"] or j["nfe"] != t["nfe"]:
+        print(f"trace {i}: got tokens {j['tokens']} nfe {j['nfe']}, want {t['tokens']} nfe {t['nfe']}"); bad += 1
+    if "steps" in t and [s["kind"] for s in j["steps"]] != [s["kind"] for s in t["steps"]]:
+        print(f"trace {i}: step kinds differ"); bad += 1
+print(f"cli traces: {len(traces) - bad} of {len(traces)} reproduced")
+sys.exit(1 if bad else 0)
+PY
+
+out=$("$BIN" tokenize --tokenizer "$FIX/tokenizer-qwen2.5/tokenizer.json" --json "Hello world")
+check "tokenize --json" '[ "$out" = "{\"ids\":[9707,1879]}" ]'
+out=$("$BIN" tokenize -m "$FIX/tiny/model" "<|im_start|>user")
+check "tokenize ids list" '[[ "$out" =~ ^381(,[0-9]+)+$ ]]'
+out=$("$BIN" info -m "$FIX/tiny/model")
+check "info" 'grep -q "block-diffusion Qwen2, 2 layers" <<<"$out"'
+out=$("$BIN" generate -m "$FIX/tiny/model" -p "Hello" --chat -n 32 2>/dev/null)
+check "generate streams text" '[ -n "$out" ]'
+
+# Errors: one line on stderr, non-zero exit, never a crash.
+expect_error() {  # name, expected exit code, expected text, command...
+    local name="$1" code="$2" text="$3"; shift 3
+    local err; err=$("$@" 2>&1 >/dev/null); local rc=$?
+    if [ "$rc" -ne "$code" ] || ! grep -qF -- "$text" <<<"$err" || [ "$(wc -l <<<"$err")" -ne 1 ]; then
+        echo "FAIL: $name: exit $rc (want $code), stderr: $err"; fail=1
+    fi
+}
+expect_error "missing model" 1 "no such model folder" "$BIN" generate -m /nonexistent -p hi
+expect_error "bad threshold" 2 "--threshold: 2 is out of range" "$BIN" generate -m "$FIX/tiny/model" -p hi --threshold 2
+expect_error "bad cache" 2 "--cache: expected none, prefix or dual" "$BIN" generate -m "$FIX/tiny/model" -p hi --cache fast
+expect_error "unknown flag" 2 "unknown option --frobnicate" "$BIN" generate --frobnicate
+expect_error "sub-block" 2 "must divide the block size" "$BIN" generate -m "$FIX/tiny/model" -p hi --sub-block-size 5
+expect_error "no prompt" 2 "give exactly one of" "$BIN" generate -m "$FIX/tiny/model"
+expect_error "bad ids" 2 "--prompt-ids: 'x' is not an integer" "$BIN" generate -m "$FIX/tiny/model" --prompt-ids 1,x
+expect_error "id outside vocab" 1 "outside the vocabulary" "$BIN" generate -m "$FIX/tiny/model" --prompt-ids 1,999
+expect_error "unknown command" 2 "unknown command" "$BIN" frobnicate
+expect_error "short max-new" 1 "must be at least the block size" "$BIN" generate -m "$FIX/tiny/model" -p hi -n 8 --mode diffusion
+tmp=$(mktemp -d); cp -r "$FIX/tiny/model" "$tmp/m"; chmod -R u+w "$tmp/m"
+head -c 1000 "$FIX/tiny/model/model.safetensors" > "$tmp/m/model.safetensors"
+expect_error "truncated weights" 1 "model.safetensors" "$BIN" generate -m "$tmp/m" -p hi
+echo '{"architectures": ["GPT2LMHeadModel"]}' > "$tmp/m/config.json"
+expect_error "unknown architecture" 1 "unknown architecture" "$BIN" info -m "$tmp/m"
+rm -rf "$tmp"
+
+if [ $fail -eq 0 ]; then echo "cli_test: all passed"; fi
+exit $fail
