@@ -4,13 +4,18 @@
 #include <string>
 
 #include "engine/error.h"
+#include "engine/memory.h"
 
 namespace fdl {
 
 void KVCache::reserve(int positions) {
     if (positions <= capacity) return;
+    if (positions > (1 << 30)) throw Error("a KV cache of " + std::to_string(positions) + " positions is too large");
     int cap = capacity ? capacity : 256;
     while (cap < positions) cap *= 2;
+    // Checked first: past the free memory, assign() is the OOM killer rather than bad_alloc.
+    require_memory(bytes_for(cap), "a KV cache of " + std::to_string(cap) + " positions (" + std::to_string(num_layers) +
+                                       " layers x " + std::to_string(kv_dim) + " K and V floats per position)");
     std::vector<float> nk, nv;
     try {
         nk.assign(size_t(num_layers) * cap * kv_dim, 0.f);

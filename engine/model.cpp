@@ -8,16 +8,55 @@
 #include <sys/stat.h>
 
 #include "engine/error.h"
+#include "engine/memory.h"
+#include "engine/kernels.h"
 #include "engine/safetensors.h"
 
 namespace fdl {
 
-void Linear::apply(const float* x, int n, float* y) const {
-    const float* W = shared ? shared : w.data();
-    if (n == 1) {
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.f, W, in, x, 1, 0.f, y, 1);
+const char* weight_type_name(WeightType t) {
+    return t == WeightType::F32 ? "f32" : t == WeightType::BF16 ? "bf16" : "int8";
+}
+
+void Linear::set(const std::vector<float>& m, WeightType t) {
+    type = t;
+    w.clear();
+    w16.clear();
+    w8.clear();
+    if (t == WeightType::F32) {
+        w = m;
+    } else if (t == WeightType::BF16) {
+        w16.resize(m.size());
+        to_bf16(m.data(), m.size(), w16.data());
     } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.f, x, in, W, in, 0.f, y, out);
+        w8.resize(m.size());
+        scale.resize(size_t(out));
+        wsum.resize(size_t(out));
+        quantize_rows_int8(m.data(), out, in, w8.data(), scale.data());
+        for (int o = 0; o < out; o++) {
+            int32_t s = 0;
+            for (int k = 0; k < in; k++) s += w8[size_t(o) * in + k];
+            wsum[size_t(o)] = s;
+        }
+    }
+}
+
+void Linear::apply(const float* x, int n, float* y) const {
+    if (type == WeightType::F32) {
+        if (n == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.f, w.data(), in, x, 1, 0.f, y, 1);
+        else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.f, x, in, w.data(), in, 0.f, y, out);
+    } else if (type == WeightType::BF16) {
+        thread_local std::vector<uint16_t> xb;  // grows to the largest pass, then never again
+        if (xb.size() < size_t(n) * in) xb.resize(size_t(n) * in);
+        to_bf16(x, size_t(n) * in, xb.data());
+        matmul_bf16(xb.data(), n, w16.data(), in, out, y);
+    } else {
+        thread_local std::vector<int8_t> xq;
+        thread_local std::vector<float> xs;
+        if (xq.size() < size_t(n) * in) xq.resize(size_t(n) * in);
+        if (xs.size() < size_t(n)) xs.resize(size_t(n));
+        quantize_rows_int8(x, n, in, xq.data(), xs.data());
+        matmul_int8(xq.data(), xs.data(), n, w8.data(), scale.data(), wsum.data(), in, out, y);
     }
     if (!b.empty()) {
         for (int i = 0; i < n; i++) {
@@ -25,6 +64,19 @@ void Linear::apply(const float* x, int n, float* y) const {
             for (int j = 0; j < out; j++) row[j] += b[j];
         }
     }
+}
+
+void Linear::row(int r, float* dst) const {
+    const size_t off = size_t(r) * in;
+    if (type == WeightType::F32) std::memcpy(dst, w.data() + off, size_t(in) * sizeof(float));
+    else if (type == WeightType::BF16)
+        for (int k = 0; k < in; k++) dst[k] = bf16_to_f32(w16[off + k]);
+    else
+        for (int k = 0; k < in; k++) dst[k] = w8[off + k] * scale[size_t(r)];
+}
+
+size_t Linear::bytes() const {
+    return w.size() * 4 + w16.size() * 2 + w8.size() + scale.size() * 4 + wsum.size() * 4 + b.size() * 4;
 }
 
 namespace {
@@ -47,10 +99,12 @@ void load_tensor(const SafeTensors& st, const std::string& name, const std::vect
     to_f32(t, out.data());
 }
 
-void load_linear(const SafeTensors& st, const std::string& prefix, int in, int out, bool bias, Linear& l) {
+void load_linear(const SafeTensors& st, const std::string& prefix, int in, int out, bool bias, WeightType type, Linear& l) {
     l.in = in;
     l.out = out;
-    load_tensor(st, prefix + ".weight", {out, in}, l.w);
+    std::vector<float> m;
+    load_tensor(st, prefix + ".weight", {out, in}, m);
+    l.set(m, type);
     if (bias) load_tensor(st, prefix + ".bias", {out}, l.b);
 }
 
@@ -92,29 +146,48 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
                               "(checked tokenizer.json, added_tokens.json, tokenizer_config.json)");
 
     SafeTensors st = SafeTensors::open_model_dir(dir);
+    if (opts.weight_type == "auto") m->wtype_ = c.parameter_count() > 1000000000 ? WeightType::BF16 : WeightType::F32;
+    else if (opts.weight_type == "f32") m->wtype_ = WeightType::F32;
+    else if (opts.weight_type == "bf16") m->wtype_ = WeightType::BF16;
+    else if (opts.weight_type == "int8") m->wtype_ = WeightType::INT8;
+    else throw Error("unknown weight type '" + opts.weight_type + "' (auto, f32, bf16 or int8)");
+    const WeightType wt = m->wtype_;
+    {  // Refused up front: past the free memory the OOM killer ends the process without a word.
+        // A lower bound: every weight in the chosen type plus the float32 copy of the embedding.
+        const uint64_t per = wt == WeightType::F32 ? 4 : wt == WeightType::BF16 ? 2 : 1;
+        require_memory(uint64_t(c.parameter_count()) * per + uint64_t(c.vocab_size) * uint64_t(c.hidden_size) * 4,
+                       dir + ": the weights (" + std::to_string(c.parameter_count()) + " parameters as " +
+                           weight_type_name(wt) + ")");
+    }
     const int H = c.hidden_size, Q = c.num_heads * c.head_dim, KV = c.num_kv_heads * c.head_dim;
-    load_tensor(st, "model.embed_tokens.weight", {c.vocab_size, H}, m->embed_);
+    {
+        std::vector<float> e;
+        load_tensor(st, "model.embed_tokens.weight", {c.vocab_size, H}, e);
+        m->embed_.in = H;
+        m->embed_.out = c.vocab_size;
+        // Kept in the weight type when it doubles as the tied lm_head; else f32 rows for lookup.
+        m->embed_.set(e, c.tie_word_embeddings && !st.find("lm_head.weight") ? wt : WeightType::F32);
+    }
     m->layers_.resize(size_t(c.num_layers));
     for (int l = 0; l < c.num_layers; l++) {
         const std::string p = "model.layers." + std::to_string(l);
         LayerWeights& L = m->layers_[size_t(l)];
         load_tensor(st, p + ".input_layernorm.weight", {H}, L.attn_norm);
         load_tensor(st, p + ".post_attention_layernorm.weight", {H}, L.mlp_norm);
-        load_linear(st, p + ".self_attn.q_proj", H, Q, true, L.q);
-        load_linear(st, p + ".self_attn.k_proj", H, KV, true, L.k);
-        load_linear(st, p + ".self_attn.v_proj", H, KV, true, L.v);
-        load_linear(st, p + ".self_attn.o_proj", Q, H, false, L.o);
-        load_linear(st, p + ".mlp.gate_proj", H, c.intermediate_size, false, L.gate);
-        load_linear(st, p + ".mlp.up_proj", H, c.intermediate_size, false, L.up);
-        load_linear(st, p + ".mlp.down_proj", c.intermediate_size, H, false, L.down);
+        load_linear(st, p + ".self_attn.q_proj", H, Q, true, wt, L.q);
+        load_linear(st, p + ".self_attn.k_proj", H, KV, true, wt, L.k);
+        load_linear(st, p + ".self_attn.v_proj", H, KV, true, wt, L.v);
+        load_linear(st, p + ".self_attn.o_proj", Q, H, false, wt, L.o);
+        load_linear(st, p + ".mlp.gate_proj", H, c.intermediate_size, false, wt, L.gate);
+        load_linear(st, p + ".mlp.up_proj", H, c.intermediate_size, false, wt, L.up);
+        load_linear(st, p + ".mlp.down_proj", c.intermediate_size, H, false, wt, L.down);
     }
     load_tensor(st, "model.norm.weight", {H}, m->final_norm_);
     if (st.find("lm_head.weight")) {
-        load_linear(st, "lm_head", H, c.vocab_size, false, m->lm_head_);
+        load_linear(st, "lm_head", H, c.vocab_size, false, wt, m->lm_head_own_);
+        m->lm_head_ = &m->lm_head_own_;
     } else if (c.tie_word_embeddings) {
-        m->lm_head_.in = H;
-        m->lm_head_.out = c.vocab_size;
-        m->lm_head_.shared = m->embed_.data();
+        m->lm_head_ = &m->embed_;
     } else {
         throw file_error(dir, "missing tensor lm_head.weight (and tie_word_embeddings is false)");
     }
@@ -131,11 +204,11 @@ KVCache Model::make_cache() const {
 }
 
 size_t Model::weight_bytes() const {
-    size_t n = embed_.size() + final_norm_.size() + lm_head_.w.size();
+    size_t n = embed_.bytes() + final_norm_.size() * 4 + lm_head_own_.bytes();
     for (auto& L : layers_)
-        n += L.attn_norm.size() + L.mlp_norm.size() + L.q.w.size() + L.q.b.size() + L.k.w.size() + L.k.b.size() +
-             L.v.w.size() + L.v.b.size() + L.o.w.size() + L.gate.w.size() + L.up.w.size() + L.down.w.size();
-    return n * sizeof(float);
+        n += (L.attn_norm.size() + L.mlp_norm.size()) * 4 + L.q.bytes() + L.k.bytes() + L.v.bytes() + L.o.bytes() +
+             L.gate.bytes() + L.up.bytes() + L.down.bytes();
+    return n;
 }
 
 void Model::ensure_scratch(int n) {
@@ -230,7 +303,7 @@ void Model::forward(KVCache& cache, const Pass& p, float* logits) {
         if (t < 0 || t >= c.vocab_size)
             throw Error("token id " + std::to_string(t) + " is outside the model's vocabulary (0.." +
                         std::to_string(c.vocab_size - 1) + ")");
-        std::memcpy(x_.data() + size_t(i) * H, embed_.data() + size_t(t) * H, size_t(H) * sizeof(float));
+        embed_.row(t, x_.data() + size_t(i) * H);
     }
     for (int l = 0; l < c.num_layers; l++) {
         const LayerWeights& L = layers_[size_t(l)];
@@ -261,7 +334,7 @@ void Model::forward(KVCache& cache, const Pass& p, float* logits) {
     }
     if (p.logits_count > 0) {
         rmsnorm(x_.data() + size_t(p.logits_from) * H, final_norm_.data(), h_.data(), p.logits_count, H, c.rms_norm_eps);
-        lm_head_.apply(h_.data(), p.logits_count, logits);
+        lm_head_->apply(h_.data(), p.logits_count, logits);
     }
 }
 

@@ -31,14 +31,27 @@ struct Pass {
     int logits_count = 0;
 };
 
+// How weight matrices are kept in memory (chosen at load; the checkpoint may differ).
+enum class WeightType { F32, BF16, INT8 };
+const char* weight_type_name(WeightType t);
+
 // A weight matrix [out, in] (row-major, like the checkpoint) and its optional bias.
 struct Linear {
     int in = 0, out = 0;
-    std::vector<float> w;
+    WeightType type = WeightType::F32;
+    std::vector<float> w;        // F32
+    std::vector<uint16_t> w16;   // BF16
+    std::vector<int8_t> w8;      // INT8, with one scale per row and the row sums (for VNNI)
+    std::vector<float> scale;
+    std::vector<int32_t> wsum;
     std::vector<float> b;
-    const float* shared = nullptr;  // tied lm_head: points at the embedding table
+    // Stores a float32 [out, in] matrix in `type`.
+    void set(const std::vector<float>& m, WeightType type);
     // y[n, out] = x[n, in] @ w^T (+ b)
     void apply(const float* x, int n, float* y) const;
+    // Row r as float32 (embedding lookup).
+    void row(int r, float* dst) const;
+    size_t bytes() const;
 };
 
 struct LayerWeights {
@@ -48,6 +61,9 @@ struct LayerWeights {
 
 struct LoadOptions {
     bool load_tokenizer = true;
+    // "f32", "bf16", "int8", or "auto": bf16 for checkpoints over 1B parameters (the published
+    // ones), f32 otherwise (small models, and exact agreement with the float64 reference).
+    std::string weight_type = "auto";
 };
 
 class Model {
@@ -65,16 +81,19 @@ public:
     KVCache make_cache() const;
 
     size_t weight_bytes() const;
+    WeightType weight_type() const { return wtype_; }
 
 private:
     ModelConfig cfg_;
     Tokenizer tok_;
     bool has_tok_ = false;
     int32_t mask_id_ = -1;
-    std::vector<float> embed_;  // [vocab, hidden]
+    WeightType wtype_ = WeightType::F32;
+    Linear embed_;              // [vocab, hidden]
     std::vector<LayerWeights> layers_;
     std::vector<float> final_norm_;
-    Linear lm_head_;            // shares embed_ storage when tied (copied: keeps the GEMM simple)
+    Linear lm_head_own_;
+    const Linear* lm_head_ = nullptr;  // &embed_ when tied
     std::vector<double> inv_freq_;
 
     // Scratch, grown to the largest pass seen; nothing allocates per token.

@@ -1,0 +1,176 @@
+#include "engine/kernels.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace fdl {
+
+const CpuFeatures& cpu_features() {
+    static const CpuFeatures f = [] {
+        CpuFeatures c;
+        __builtin_cpu_init();
+        c.avx512f = __builtin_cpu_supports("avx512f");
+        c.avx512bf16 = __builtin_cpu_supports("avx512bf16") && c.avx512f;
+        c.avx512vnni = __builtin_cpu_supports("avx512vnni") && c.avx512f;
+        c.avx2 = __builtin_cpu_supports("avx2");
+        c.fma = __builtin_cpu_supports("fma");
+        return c;
+    }();
+    return f;
+}
+
+const char* kernel_path_name() {
+    const CpuFeatures& f = cpu_features();
+    if (f.avx512bf16 && f.avx512vnni) return "avx512-bf16+vnni";
+    if (f.avx512bf16) return "avx512-bf16";
+    if (f.avx2) return "avx2";
+    return "portable";
+}
+
+static inline float bf16f(uint16_t h) {
+    uint32_t u = uint32_t(h) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+}
+
+void to_bf16(const float* x, size_t count, uint16_t* out) {
+    for (size_t i = 0; i < count; i++) {
+        uint32_t u;
+        std::memcpy(&u, &x[i], 4);
+        u += 0x7fff + ((u >> 16) & 1);
+        out[i] = uint16_t(u >> 16);
+    }
+}
+
+void quantize_rows_int8(const float* x, int n, int in, int8_t* q, float* scales) {
+    for (int i = 0; i < n; i++) {
+        const float* r = x + size_t(i) * in;
+        float amax = 0;
+        for (int j = 0; j < in; j++) amax = std::max(amax, std::fabs(r[j]));
+        const float s = amax > 0 ? amax / 127.f : 1.f, inv = 1.f / s;
+        scales[i] = s;
+        int8_t* qr = q + size_t(i) * in;
+        for (int j = 0; j < in; j++) qr[j] = int8_t(std::lrintf(r[j] * inv));
+    }
+}
+
+// ---- BF16 ----
+
+// Tiles of 4 weight rows x up to 4 tokens: 16 accumulators, each weight row block stays in L1
+// while every token group passes over it, so weights stream from memory once per pass.
+__attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl"))) static void matmul_bf16_avx512(
+    const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
+    const int in32 = in / 32 * 32;
+#pragma omp parallel for schedule(static)
+    for (int o0 = 0; o0 < out; o0 += 4) {
+        const int ro = std::min(4, out - o0);
+        for (int t0 = 0; t0 < n; t0 += 4) {
+            const int rt = std::min(4, n - t0);
+            __m512 acc[4][4];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) acc[a][b] = _mm512_setzero_ps();
+            for (int k = 0; k < in32; k += 32) {
+                __m512bh wv[4], xv[4];
+                for (int a = 0; a < ro; a++) wv[a] = (__m512bh)_mm512_loadu_si512(w + size_t(o0 + a) * in + k);
+                for (int b = 0; b < rt; b++) xv[b] = (__m512bh)_mm512_loadu_si512(x + size_t(t0 + b) * in + k);
+                if (ro == 4 && rt == 4) {
+                    for (int a = 0; a < 4; a++)
+                        for (int b = 0; b < 4; b++) acc[a][b] = _mm512_dpbf16_ps(acc[a][b], wv[a], xv[b]);
+                } else {
+                    for (int a = 0; a < ro; a++)
+                        for (int b = 0; b < rt; b++) acc[a][b] = _mm512_dpbf16_ps(acc[a][b], wv[a], xv[b]);
+                }
+            }
+            for (int a = 0; a < ro; a++) {
+                for (int b = 0; b < rt; b++) {
+                    float s = _mm512_reduce_add_ps(acc[a][b]);
+                    for (int k = in32; k < in; k++)
+                        s += bf16f(w[size_t(o0 + a) * in + k]) * bf16f(x[size_t(t0 + b) * in + k]);
+                    y[size_t(t0 + b) * out + o0 + a] = s;
+                }
+            }
+        }
+    }
+}
+
+static void matmul_bf16_portable(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < out; o++) {
+        const uint16_t* wr = w + size_t(o) * in;
+        for (int t = 0; t < n; t++) {
+            const uint16_t* xr = x + size_t(t) * in;
+            float s = 0;
+            for (int k = 0; k < in; k++) s += bf16f(wr[k]) * bf16f(xr[k]);
+            y[size_t(t) * out + o] = s;
+        }
+    }
+}
+
+void matmul_bf16(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
+    if (cpu_features().avx512bf16) matmul_bf16_avx512(x, n, w, in, out, y);
+    else matmul_bf16_portable(x, n, w, in, out, y);
+}
+
+// ---- INT8 ----
+
+// VNNI multiplies unsigned by signed bytes: activations are shifted to u8 (q + 128) and the
+// extra 128 * sum(w) is subtracted afterwards.
+__attribute__((target("avx512f,avx512vnni,avx512bw,avx512vl"))) static void matmul_int8_vnni(
+    const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws, const int32_t* wsum, int in, int out,
+    float* y, const uint8_t* xu) {
+    const int in64 = in / 64 * 64;
+#pragma omp parallel for schedule(static)
+    for (int o0 = 0; o0 < out; o0 += 4) {
+        const int ro = std::min(4, out - o0);
+        for (int t0 = 0; t0 < n; t0 += 4) {
+            const int rt = std::min(4, n - t0);
+            __m512i acc[4][4];
+            for (int a = 0; a < 4; a++)
+                for (int b = 0; b < 4; b++) acc[a][b] = _mm512_setzero_si512();
+            for (int k = 0; k < in64; k += 64) {
+                __m512i wv[4], xv[4];
+                for (int a = 0; a < ro; a++) wv[a] = _mm512_loadu_si512(w + size_t(o0 + a) * in + k);
+                for (int b = 0; b < rt; b++) xv[b] = _mm512_loadu_si512(xu + size_t(t0 + b) * in + k);
+                for (int a = 0; a < ro; a++)
+                    for (int b = 0; b < rt; b++) acc[a][b] = _mm512_dpbusd_epi32(acc[a][b], xv[b], wv[a]);
+            }
+            for (int a = 0; a < ro; a++) {
+                for (int b = 0; b < rt; b++) {
+                    int32_t s = _mm512_reduce_add_epi32(acc[a][b]) - 128 * wsum[o0 + a];
+                    for (int k = in64; k < in; k++) s += int32_t(w[size_t(o0 + a) * in + k]) * x[size_t(t0 + b) * in + k] +
+                                                         128 * w[size_t(o0 + a) * in + k];
+                    y[size_t(t0 + b) * out + o0 + a] = float(s) * ws[o0 + a] * xs[t0 + b];
+                }
+            }
+        }
+    }
+}
+
+void matmul_int8(const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws, const int32_t* wsum, int in,
+                 int out, float* y) {
+    if (cpu_features().avx512vnni) {
+        thread_local std::vector<uint8_t> xu;
+        xu.resize(size_t(n) * in);
+        for (size_t i = 0; i < xu.size(); i++) xu[i] = uint8_t(int(x[i]) + 128);
+        matmul_int8_vnni(x, xs, n, w, ws, wsum, in, out, y, xu.data());
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < out; o++) {
+        const int8_t* wr = w + size_t(o) * in;
+        for (int t = 0; t < n; t++) {
+            const int8_t* xr = x + size_t(t) * in;
+            int32_t s = 0;
+            for (int k = 0; k < in; k++) s += int32_t(wr[k]) * xr[k];
+            y[size_t(t) * out + o] = float(s) * ws[o] * xs[t];
+        }
+    }
+}
+
+}  // namespace fdl

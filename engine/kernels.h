@@ -1,0 +1,31 @@
+// Matrix kernels for the weight formats the engine keeps: y[n, out] = x[n, in] @ W[out, in]^T.
+// F32 goes through OpenBLAS. BF16 (weights and activations rounded to bfloat16, float32
+// accumulation) uses AVX512-BF16 dot products when the CPU has them, checked at run time,
+// and a portable loop otherwise. INT8 keeps one float scale per weight row; activations are
+// quantised per token to int8 and multiplied with AVX512-VNNI when available.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace fdl {
+
+struct CpuFeatures {
+    bool avx512f = false, avx512bf16 = false, avx512vnni = false, avx2 = false, fma = false;
+};
+const CpuFeatures& cpu_features();
+const char* kernel_path_name();  // "avx512-bf16", "avx2", ... (what the BF16/INT8 kernels use here)
+
+// x_bf16: n rows of `in` bf16 values; w: out rows of `in` bf16 values; y: n x out floats.
+void matmul_bf16(const uint16_t* x_bf16, int n, const uint16_t* w, int in, int out, float* y);
+
+// x_q: n rows of `in` int8 values with per-row scales xs; w: out rows of int8 with scales ws;
+// wsum: per weight row, the sum of its int8 values (for the unsigned-activation trick).
+void matmul_int8(const int8_t* x_q, const float* xs, int n, const int8_t* w, const float* ws, const int32_t* wsum, int in,
+                 int out, float* y);
+
+// Rounds n*in floats to bfloat16 (nearest even). `in` must be even.
+void to_bf16(const float* x, size_t count, uint16_t* out);
+// Quantises each row of `in` floats to int8 with a symmetric per-row scale.
+void quantize_rows_int8(const float* x, int n, int in, int8_t* q, float* scales);
+
+}  // namespace fdl
