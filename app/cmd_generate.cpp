@@ -109,7 +109,9 @@ int cmd_generate(int argc, char** argv, int first) {
     }
     if (model_dir.empty()) model_dir = default_model_dir();
 
-    auto model = Model::load(model_dir);
+    LoadOptions lo;
+    lo.weight_type = flags.dtype;
+    auto model = Model::load(model_dir, lo);
     const int threads = finish_decode_flags(flags, model->config().is_diffusion, model->config().bd_size);
     GenerateOptions& opts = flags.gen;
     opts.record_steps = trace;

@@ -11,12 +11,15 @@ int cmd_generate(int argc, char** argv, int first);
 int cmd_tokenize(int argc, char** argv, int first);
 int cmd_info(int argc, char** argv, int first);
 int cmd_chat(int argc, char** argv, int first);
+int cmd_bench(int argc, char** argv, int first);
+int cmd_mkmodel(int argc, char** argv, int first);
 
 // The decoding flags shared by generate and chat (--mode, --threshold, --cache, ...).
 struct DecodeFlags {
     GenerateOptions gen;
     std::string mode;     // as given ("" = the model's natural mode)
     int threads = 0;
+    std::string dtype = "auto";  // weights in memory: auto | f32 | bf16 | int8
 };
 void add_decode_flags(ArgParser& p, DecodeFlags& f);
 // Resolves "" mode to the model's kind and applies the thread count. Returns the thread count.

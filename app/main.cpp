@@ -43,6 +43,8 @@ static const char* kUsage =
     "  generate    generate text for one prompt (streams text, or --json)\n"
     "  tokenize    print the token ids of a text\n"
     "  info        describe a model folder\n"
+    "  bench       time forward passes of 1, 8, 32, 512 tokens (a model, or a published shape)\n"
+    "  mkmodel     write a random-weight model folder in a published shape\n"
     "\n"
     "Run 'fastdllm COMMAND --help' for the options of a command.\n";
 
@@ -63,6 +65,8 @@ int main(int argc, char** argv) {
         if (cmd == "generate") return cmd_generate(argc, argv, shift);
         if (cmd == "tokenize") return cmd_tokenize(argc, argv, shift);
         if (cmd == "info") return cmd_info(argc, argv, shift);
+        if (cmd == "bench") return cmd_bench(argc, argv, shift);
+        if (cmd == "mkmodel") return cmd_mkmodel(argc, argv, shift);
         std::fprintf(stderr, "fastdllm: unknown command '%s' (see: fastdllm --help)\n", cmd.c_str());
         return 2;
     } catch (const UsageError& e) {

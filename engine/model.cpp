@@ -156,7 +156,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
         // A lower bound: every weight in the chosen type plus the float32 copy of the embedding.
         const uint64_t per = wt == WeightType::F32 ? 4 : wt == WeightType::BF16 ? 2 : 1;
         require_memory(uint64_t(c.parameter_count()) * per + uint64_t(c.vocab_size) * uint64_t(c.hidden_size) * 4,
-                       dir + ": the weights (" + std::to_string(c.parameter_count()) + " parameters as " +
+                       dir + ": loading the weights (" + std::to_string(c.parameter_count()) + " parameters as " +
                            weight_type_name(wt) + ")");
     }
     const int H = c.hidden_size, Q = c.num_heads * c.head_dim, KV = c.num_kv_heads * c.head_dim;
@@ -194,6 +194,55 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
     m->inv_freq_.resize(size_t(c.head_dim / 2));
     for (int i = 0; i < c.head_dim / 2; i++)
         m->inv_freq_[size_t(i)] = 1.0 / std::pow(c.rope_theta, double(2 * i) / c.head_dim);
+    return m;
+}
+
+std::unique_ptr<Model> Model::random(const ModelConfig& shape, WeightType type, uint64_t seed) {
+    auto m = std::unique_ptr<Model>(new Model());
+    m->cfg_ = shape;
+    m->wtype_ = type;
+    const ModelConfig& c = m->cfg_;
+    uint64_t state = seed;
+    auto fill = [&](size_t n, float scale) {
+        std::vector<float> v(n);
+        for (auto& x : v) {  // splitmix64, uniform in [-scale, scale)
+            uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+            x = scale * (float((z ^ (z >> 31)) >> 40) * (2.0f / 16777216.0f) - 1.0f);
+        }
+        return v;
+    };
+    auto linear = [&](Linear& l, int in, int out, bool bias) {
+        l.in = in;
+        l.out = out;
+        l.set(fill(size_t(in) * out, 0.035f), type);
+        if (bias) l.b = fill(size_t(out), 0.003f);
+    };
+    const int H = c.hidden_size, Q = c.num_heads * c.head_dim, KV = c.num_kv_heads * c.head_dim;
+    linear(m->embed_, H, c.vocab_size, false);
+    if (!c.tie_word_embeddings) {
+        m->embed_.set(fill(size_t(H) * c.vocab_size, 0.035f), WeightType::F32);
+        linear(m->lm_head_own_, H, c.vocab_size, false);
+        m->lm_head_ = &m->lm_head_own_;
+    } else {
+        m->lm_head_ = &m->embed_;
+    }
+    m->layers_.resize(size_t(c.num_layers));
+    for (auto& L : m->layers_) {
+        L.attn_norm.assign(size_t(H), 1.0f);
+        L.mlp_norm.assign(size_t(H), 1.0f);
+        linear(L.q, H, Q, true);
+        linear(L.k, H, KV, true);
+        linear(L.v, H, KV, true);
+        linear(L.o, Q, H, false);
+        linear(L.gate, H, c.intermediate_size, false);
+        linear(L.up, H, c.intermediate_size, false);
+        linear(L.down, c.intermediate_size, H, false);
+    }
+    m->final_norm_.assign(size_t(H), 1.0f);
+    m->inv_freq_.resize(size_t(c.head_dim / 2));
+    for (int i = 0; i < c.head_dim / 2; i++) m->inv_freq_[size_t(i)] = 1.0 / std::pow(c.rope_theta, double(2 * i) / c.head_dim);
     return m;
 }
 

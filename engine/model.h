@@ -70,6 +70,9 @@ class Model {
 public:
     // Loads a Hugging Face model folder (config, weights, tokenizer). Throws fdl::Error.
     static std::unique_ptr<Model> load(const std::string& dir, const LoadOptions& opts = {});
+    // A model of the given shape with random weights, built in memory (speed benchmarks at the
+    // published shapes without writing gigabytes to disk). No tokenizer.
+    static std::unique_ptr<Model> random(const ModelConfig& shape, WeightType type, uint64_t seed = 1);
 
     const ModelConfig& config() const { return cfg_; }
     const Tokenizer& tokenizer() const { return tok_; }
