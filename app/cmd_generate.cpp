@@ -154,6 +154,7 @@ int cmd_generate(int argc, char** argv, int first) {
         {"passes", {{"prefill", st.prefill_passes}, {"block", st.block_passes}, {"subblock", st.subblock_passes},
                     {"commit", st.commit_passes}, {"decode", st.decode_passes}}},
         {"timings", {{"prefill_s", st.prefill_seconds}, {"decode_s", st.decode_seconds}, {"total_s", total},
+                     {"decoded_after_prefill", st.decoded_after_prefill()},
                      {"tokens_per_second", st.tokens_per_second()}, {"tokens_per_forward", st.tokens_per_forward()}}},
         {"threads", threads},
     };

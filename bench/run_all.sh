@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Every measurement the README shows, on this machine: pass costs (demo models and published
+# shapes, f32/bf16/int8), then the end-to-end sweep with accuracy, projection and plot.
+# Takes about an hour on 2 cores; BENCH_QUICK=1 times fewer shapes.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-build/fastdllm}
+OUT=bench/results
+mkdir -p $OUT
+rm -f $OUT/passes.csv
+echo "model,dtype,tokens,ms,tokens_per_s,weight_gbs,gflops,threads" > $OUT/passes.csv
+{
+  echo "# Forward-pass cost"
+  echo
+  $BIN bench -m assets/models/demo-ar --dtype f32 --machine --reps 20 --csv $OUT/passes.csv
+  for dt in bf16 int8; do $BIN bench -m assets/models/demo-ar --dtype $dt --reps 20 --csv $OUT/passes.csv | tail -n +3; done
+  shapes="qwen2.5-0.5b:f32 qwen2.5-0.5b:bf16 qwen2.5-0.5b:int8 qwen2.5-1.5b:f32 qwen2.5-1.5b:bf16 qwen2.5-1.5b:int8 qwen2.5-7b:bf16 qwen2.5-7b:int8"
+  [ "${BENCH_QUICK:-0}" = 1 ] && shapes="qwen2.5-1.5b:bf16 qwen2.5-1.5b:int8"
+  for s in $shapes; do
+    $BIN bench --shape ${s%%:*} --dtype ${s##*:} --reps 3 --csv $OUT/passes.csv | tail -n +3
+  done
+} | tee $OUT/passes.md
+python3 bench/sweep.py --bin $BIN --passes $OUT/passes.csv

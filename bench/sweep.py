@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""End-to-end decoding sweep on the demo models, through the C++ engine (standard library only).
+
+  python3 bench/sweep.py [--bin build/fastdllm] [--limit 25] [--passes bench/results/passes.csv]
+
+Runs every evaluation prompt (assets/eval/*.jsonl) with AR decoding on demo-ar and with diffusion
+decoding on demo-dllm for each cache mode (threshold 0.9) and each threshold (dual cache), and
+reports per configuration: exact-match accuracy (same answer extraction as bench/eval.py),
+decoding tokens/s (tokens decided after the prefill over the engine's decode time, summed over
+prompts), tokens per forward pass (prefill excluded), NFE per answer, and the pass mix. With
+--passes (rows written by `fastdllm bench --csv`), the measured step mix is projected onto the
+Qwen2.5-1.5B and 7B shapes: time per token = sum over pass kinds of (passes x measured cost of a
+pass of that many tokens). Writes bench/results/sweep.md, sweep.csv and speed_vs_threshold.png
+(gnuplot, when installed).
+"""
+import argparse, csv, glob, json, os, subprocess, sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from eval import extract  # noqa: E402  (one answer-extraction rule for every report)
+
+
+def run(args, model, prompt, extra):
+    cmd = [args.bin, "generate", "-m", model, "-p", prompt, "--chat", "-n", str(args.max_new_tokens), "--json"] + extra
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        sys.exit(f"sweep.py: {' '.join(cmd)} failed: {p.stderr.strip()}")
+    return json.loads(p.stdout)
+
+
+def load_pass_costs(path):
+    """{(model, dtype): {tokens: ms}} from `fastdllm bench --csv` rows."""
+    costs = {}
+    if not path or not os.path.exists(path):
+        return costs
+    with open(path) as f:
+        for row in csv.reader(f):
+            if len(row) < 4 or row[0] == "model":
+                continue
+            costs.setdefault((row[0], row[1]), {})[int(row[2])] = float(row[3])
+    return costs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default="build/fastdllm")
+    ap.add_argument("--ar-model", default="assets/models/demo-ar")
+    ap.add_argument("--dllm-model", default="assets/models/demo-dllm")
+    ap.add_argument("--eval-dir", default="assets/eval")
+    ap.add_argument("--limit", type=int, default=25, help="prompts per family")
+    ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--thresholds", default="0.5,0.7,0.8,0.9,0.95,1.0")
+    ap.add_argument("--passes", default="bench/results/passes.csv")
+    ap.add_argument("--out-dir", default="bench/results")
+    args = ap.parse_args()
+
+    items = []
+    for path in sorted(glob.glob(os.path.join(args.eval_dir, "*.jsonl"))):
+        fam = os.path.splitext(os.path.basename(path))[0]
+        with open(path) as f:
+            rows = [json.loads(l) for l in f if l.strip()]
+        items += [(fam, r) for r in rows[: args.limit]]
+    if not items:
+        sys.exit(f"sweep.py: no evaluation prompts in {args.eval_dir}")
+
+    configs = [("ar", args.ar_model, ["--mode", "ar"], None, "ar")]
+    for cache in ("none", "prefix", "dual"):
+        configs.append((f"diffusion {cache} 0.9", args.dllm_model,
+                        ["--mode", "diffusion", "--cache", cache, "--threshold", "0.9"], 0.9, cache))
+    for th in [float(t) for t in args.thresholds.split(",")]:
+        if th != 0.9:
+            configs.append((f"diffusion dual {th:g}", args.dllm_model,
+                            ["--mode", "diffusion", "--cache", "dual", "--threshold", str(th)], th, "dual"))
+
+    results = []
+    for name, model, extra, th, cache in configs:
+        ok = dec_tok = nfe = 0
+        dec_s = 0.0
+        mix = {"prefill": 0, "block": 0, "subblock": 0, "commit": 0, "decode": 0}
+        for fam, it in items:
+            j = run(args, model, it["prompt"], extra)
+            ok += extract(fam, j["text"]) == it["answer"]
+            dec_tok += j["timings"]["decoded_after_prefill"]
+            dec_s += j["timings"]["decode_s"]
+            nfe += j["nfe"]
+            for k in mix:
+                mix[k] += j["passes"][k]
+        fwd = nfe - mix["prefill"]
+        r = {"config": name, "threshold": th if th is not None else "", "cache": cache, "n": len(items),
+             "exact_match": ok / len(items), "tok_s": dec_tok / dec_s if dec_s else 0.0,
+             "tokens_per_forward": dec_tok / fwd if fwd else 0.0, "nfe_per_answer": nfe / len(items),
+             "decoded_tokens": dec_tok, **{f"{k}_passes": v for k, v in mix.items()}}
+        results.append(r)
+        print(f"{name:24s} em={r['exact_match']:.3f} tok/s={r['tok_s']:.1f} tok/fwd={r['tokens_per_forward']:.2f}",
+              file=sys.stderr, flush=True)
+
+    # Projection of each configuration's measured pass mix onto the published shapes.
+    costs = load_pass_costs(args.passes)
+    proj_cols = []
+    for (model, dtype), c in sorted(costs.items()):
+        if not model.startswith("qwen2.5") or not all(k in c for k in (1, 8, 32)):
+            continue
+        col = f"{model} {dtype} tok/s"
+        proj_cols.append(col)
+        for r in results:
+            ms = (r["block_passes"] + r["commit_passes"]) * c[32] + r["subblock_passes"] * c[8] + r["decode_passes"] * c[1]
+            r[col] = r["decoded_tokens"] / (ms / 1e3) if ms else 0.0
+
+    os.makedirs(args.out_dir, exist_ok=True)
+    ar = results[0]
+    cols = ["config", "n", "exact_match", "tok_s", "tokens_per_forward", "nfe_per_answer"] + proj_cols
+    with open(os.path.join(args.out_dir, "sweep.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(results[0].keys()) + [c for c in proj_cols if c not in results[0]])
+        w.writeheader()
+        for r in results:
+            w.writerow(r)
+    md = ["| configuration | exact match | tokens/s | speedup vs AR | tokens/forward | NFE/answer |" +
+          "".join(f" {c} |" for c in proj_cols),
+          "|---|---:|---:|---:|---:|---:|" + "---:|" * len(proj_cols)]
+    for r in results:
+        md.append(f"| {r['config']} | {100 * r['exact_match']:.1f}% | {r['tok_s']:.1f} | "
+                  f"{r['tok_s'] / ar['tok_s'] if ar['tok_s'] else 0:.2f}x | {r['tokens_per_forward']:.2f} | "
+                  f"{r['nfe_per_answer']:.1f} |" + "".join(f" {r[c]:.1f} |" for c in proj_cols))
+    text = "\n".join(md) + f"\n\n{len(items)} prompts ({args.limit} per family), at most {args.max_new_tokens} new tokens.\n"
+    with open(os.path.join(args.out_dir, "sweep.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+    # Speed against threshold, AR as the baseline line.
+    dat = os.path.join(args.out_dir, "speed_vs_threshold.dat")
+    with open(dat, "w") as f:
+        for r in results:
+            if r["cache"] == "dual":
+                f.write(f"{r['threshold']} {r['tok_s']:.3f} {100 * r['exact_match']:.2f}\n")
+    png = os.path.join(args.out_dir, "speed_vs_threshold.png")
+    script = f"""set terminal pngcairo size 800,480
+set output '{png}'
+set title 'demo-dllm (dual cache) vs demo-ar, measured on this machine'
+set xlabel 'threshold'
+set ylabel 'tokens/s'
+set y2label 'exact match (%)'
+set y2tics
+set key bottom left
+set grid
+plot '{dat}' using 1:2 with linespoints lw 2 title 'diffusion tokens/s', \\
+     {ar['tok_s']:.3f} with lines dt 2 lw 2 title 'AR tokens/s', \\
+     '{dat}' using 1:3 axes x1y2 with linespoints title 'diffusion exact match'
+"""
+    try:
+        subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        print(f"sweep.py: no plot ({e})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
