@@ -105,10 +105,17 @@ GenerateResult ChatSession::reply(const std::string& user_text, const GenerateOp
     return r;
 }
 
+// Typed text may hold any bytes (the model reads invalid UTF-8 as U+FFFD), but a JSON string
+// must be valid UTF-8 or dump() throws and the session could not be saved: invalid bytes become
+// U+FFFD here too.
+static json text_value(const std::string& s) {
+    return json::parse(json(s).dump(-1, ' ', false, json::error_handler_t::replace));
+}
+
 json ChatSession::to_json() const {
     json msgs = json::array();
-    for (auto& m : messages_) msgs.push_back({{"role", m.role}, {"content", m.content}});
-    return {{"format", "fastdllm-chat-1"}, {"system", system_}, {"messages", msgs}};
+    for (auto& m : messages_) msgs.push_back({{"role", m.role}, {"content", text_value(m.content)}});
+    return {{"format", "fastdllm-chat-1"}, {"system", text_value(system_)}, {"messages", msgs}};
 }
 
 void ChatSession::from_json(const json& j) {

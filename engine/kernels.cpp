@@ -67,7 +67,7 @@ void quantize_rows_int8(const float* x, int n, int in, int8_t* q, float* scales)
 __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl"))) static void matmul_bf16_avx512(
     const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
     const int in32 = in / 32 * 32;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
     for (int o0 = 0; o0 < out; o0 += 4) {
         const int ro = std::min(4, out - o0);
         for (int t0 = 0; t0 < n; t0 += 4) {
@@ -100,7 +100,7 @@ __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl"))) static void matm
 }
 
 static void matmul_bf16_portable(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
     for (int o = 0; o < out; o++) {
         const uint16_t* wr = w + size_t(o) * in;
         for (int t = 0; t < n; t++) {
@@ -125,7 +125,7 @@ __attribute__((target("avx512f,avx512vnni,avx512bw,avx512vl"))) static void matm
     const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws, const int32_t* wsum, int in, int out,
     float* y, const uint8_t* xu) {
     const int in64 = in / 64 * 64;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
     for (int o0 = 0; o0 < out; o0 += 4) {
         const int ro = std::min(4, out - o0);
         for (int t0 = 0; t0 < n; t0 += 4) {
@@ -161,7 +161,7 @@ void matmul_int8(const int8_t* x, const float* xs, int n, const int8_t* w, const
         matmul_int8_vnni(x, xs, n, w, ws, wsum, in, out, y, xu.data());
         return;
     }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
     for (int o = 0; o < out; o++) {
         const int8_t* wr = w + size_t(o) * in;
         for (int t = 0; t < n; t++) {

@@ -108,8 +108,11 @@ void load_linear(const SafeTensors& st, const std::string& prefix, int in, int o
     if (bias) load_tensor(st, prefix + ".bias", {out}, l.b);
 }
 
+// Loops this small are faster on one thread than with a fork/join of the team.
+constexpr long kParallelWork = 1 << 15;
+
 void rmsnorm(const float* x, const float* w, float* y, int n, int dim, double eps) {
-#pragma omp parallel for if (n > 1)
+#pragma omp parallel for if (long(n) * dim > kParallelWork)
     for (int i = 0; i < n; i++) {
         const float* xi = x + size_t(i) * dim;
         float* yi = y + size_t(i) * dim;
@@ -278,7 +281,7 @@ void Model::ensure_scratch(int n) {
 // Rotary embedding, HF Qwen2 convention (rotate_half: pairs i and i + d/2).
 static void apply_rope(float* x, int n, int heads, int hd, int pos0, const std::vector<double>& inv_freq) {
     const int half = hd / 2;
-#pragma omp parallel for if (n > 1)
+#pragma omp parallel for if (long(n) * heads * hd > kParallelWork)
     for (int i = 0; i < n; i++) {
         const double pos = pos0 + i;
         for (int j = 0; j < half; j++) {
@@ -302,7 +305,7 @@ void Model::attention(KVCache& cache, int layer, const Pass& p) {
     if (rows_.size() < size_t(nthreads) * size_t(p.attend_len)) rows_.resize(size_t(nthreads) * size_t(p.attend_len));
     const float* K = cache.k_row(layer, 0);
     const float* V = cache.v_row(layer, 0);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (long(p.n) * heads * p.attend_len * hd > kParallelWork)
     for (int i = 0; i < p.n; i++) {
         for (int h = 0; h < heads; h++) {
             const int pos = p.pos0 + i;
@@ -373,7 +376,7 @@ void Model::forward(KVCache& cache, const Pass& p, float* logits) {
         L.gate.apply(h_.data(), n, gate_.data());
         L.up.apply(h_.data(), n, up_.data());
         const size_t m = size_t(n) * c.intermediate_size;
-#pragma omp parallel for if (m > 4096)
+#pragma omp parallel for if (long(m) > kParallelWork)
         for (size_t i = 0; i < m; i++) {
             const float g = gate_[i];
             gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
