@@ -42,6 +42,7 @@ int cmd_chat(int argc, char** argv, int first) {
     o.compare = flags.mode == "compare";
     o.threads = finish_decode_flags(flags, cfg.is_diffusion, cfg.bd_size);
     o.gen = flags.gen;
+    o.dtype = flags.dtype;
     o.gen.record_steps = false;
     return run_chat(o);
 #else

@@ -144,7 +144,9 @@ void ensure_ar(App& app, const Sink& sink) {
     WorkerMsg info;
     info.text = "loading the AR baseline " + dir + " …";
     sink(std::move(info));
-    app.ar_model = Model::load(dir);
+    LoadOptions lo;
+    lo.weight_type = app.opts.dtype;
+    app.ar_model = Model::load(dir, lo);
     app.ar_session = std::make_unique<ChatSession>(*app.ar_model);
     app.ar_tt = TokenText::of(app.ar_model->tokenizer(), app.ar_model->config().eos_token_ids);
     app.ar_label = app.ar_model->config().name + " · AR baseline";
@@ -834,7 +836,9 @@ int run_chat(const ChatAppOptions& opts) {
     app.opts = opts;
     try {
         if (opts.model_dir.empty()) throw Error("no model folder given (-m DIR)");
-        app.model = Model::load(opts.model_dir);
+        LoadOptions lo;
+        lo.weight_type = opts.dtype;
+        app.model = Model::load(opts.model_dir, lo);
         app.session = std::make_unique<ChatSession>(*app.model);
         app.tt = TokenText::of(app.model->tokenizer(), app.model->config().eos_token_ids);
         if (opts.system_set) app.session->set_system(opts.system);

@@ -19,6 +19,7 @@ struct ChatAppOptions {
     bool resume = false;       // --resume: continue the last saved session
     std::string session_file;  // --session FILE ("" = <data dir>/fastdllm/session.json)
     int threads = 0;           // already applied by the app; shown in the status bar
+    std::string dtype = "auto"; // weights in memory (LoadOptions::weight_type)
 };
 
 // Runs the chat until the user quits. Returns the process exit code. Errors loading models are
