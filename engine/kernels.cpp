@@ -62,41 +62,52 @@ void quantize_rows_int8(const float* x, int n, int in, int8_t* q, float* scales)
 
 // ---- BF16 ----
 
-// Tiles of 4 weight rows x up to 4 tokens: 16 accumulators, each weight row block stays in L1
-// while every token group passes over it, so weights stream from memory once per pass.
-__attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl"))) static void matmul_bf16_avx512(
-    const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
-    const int in32 = in / 32 * 32;
-#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
-    for (int o0 = 0; o0 < out; o0 += 4) {
-        const int ro = std::min(4, out - o0);
-        for (int t0 = 0; t0 < n; t0 += 4) {
-            const int rt = std::min(4, n - t0);
-            __m512 acc[4][4];
-            for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 4; b++) acc[a][b] = _mm512_setzero_ps();
-            for (int k = 0; k < in32; k += 32) {
-                __m512bh wv[4], xv[4];
-                for (int a = 0; a < ro; a++) wv[a] = (__m512bh)_mm512_loadu_si512(w + size_t(o0 + a) * in + k);
-                for (int b = 0; b < rt; b++) xv[b] = (__m512bh)_mm512_loadu_si512(x + size_t(t0 + b) * in + k);
-                if (ro == 4 && rt == 4) {
-                    for (int a = 0; a < 4; a++)
-                        for (int b = 0; b < 4; b++) acc[a][b] = _mm512_dpbf16_ps(acc[a][b], wv[a], xv[b]);
-                } else {
-                    for (int a = 0; a < ro; a++)
-                        for (int b = 0; b < rt; b++) acc[a][b] = _mm512_dpbf16_ps(acc[a][b], wv[a], xv[b]);
-                }
-            }
-            for (int a = 0; a < ro; a++) {
-                for (int b = 0; b < rt; b++) {
-                    float s = _mm512_reduce_add_ps(acc[a][b]);
-                    for (int k = in32; k < in; k++)
-                        s += bf16f(w[size_t(o0 + a) * in + k]) * bf16f(x[size_t(t0 + b) * in + k]);
-                    y[size_t(t0 + b) * out + o0 + a] = s;
-                }
-            }
+// Tiles of 4 weight rows x RT tokens (RT = 1..4, a compile-time constant so the accumulators
+// stay in registers). Each block of 4 weight rows stays in L1 while every token group passes over
+// it, so the weights stream from memory once per pass whatever the token count.
+#define FDL_AVX512_BF16 __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl")))
+
+template <int RO, int RT>
+FDL_AVX512_BF16 static inline void bf16_tile(const uint16_t* w, const uint16_t* x, int in, int in32, int out, int o0,
+                                             int t0, float* y) {
+    __m512 acc[RO][RT];
+    for (int a = 0; a < RO; a++)
+        for (int b = 0; b < RT; b++) acc[a][b] = _mm512_setzero_ps();
+    for (int k = 0; k < in32; k += 32) {
+        __m512bh xv[RT];
+        for (int b = 0; b < RT; b++) xv[b] = (__m512bh)_mm512_loadu_si512(x + size_t(t0 + b) * in + k);
+        for (int a = 0; a < RO; a++) {
+            const __m512bh wv = (__m512bh)_mm512_loadu_si512(w + size_t(o0 + a) * in + k);
+            for (int b = 0; b < RT; b++) acc[a][b] = _mm512_dpbf16_ps(acc[a][b], wv, xv[b]);
         }
     }
+    for (int a = 0; a < RO; a++)
+        for (int b = 0; b < RT; b++) {
+            float s = _mm512_reduce_add_ps(acc[a][b]);
+            for (int k = in32; k < in; k++) s += bf16f(w[size_t(o0 + a) * in + k]) * bf16f(x[size_t(t0 + b) * in + k]);
+            y[size_t(t0 + b) * out + o0 + a] = s;
+        }
+}
+
+template <int RO>
+FDL_AVX512_BF16 static inline void bf16_rows(const uint16_t* w, const uint16_t* x, int n, int in, int in32, int out, int o0,
+                                             float* y) {
+    int t0 = 0;
+    for (; t0 + 4 <= n; t0 += 4) bf16_tile<RO, 4>(w, x, in, in32, out, o0, t0, y);
+    switch (n - t0) {
+        case 3: bf16_tile<RO, 3>(w, x, in, in32, out, o0, t0, y); break;
+        case 2: bf16_tile<RO, 2>(w, x, in, in32, out, o0, t0, y); break;
+        case 1: bf16_tile<RO, 1>(w, x, in, in32, out, o0, t0, y); break;
+        default: break;
+    }
+}
+
+FDL_AVX512_BF16 static void matmul_bf16_avx512(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
+    const int in32 = in / 32 * 32;
+    const int out4 = out / 4 * 4;
+#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
+    for (int o0 = 0; o0 < out4; o0 += 4) bf16_rows<4>(w, x, n, in, in32, out, o0, y);
+    for (int o0 = out4; o0 < out; o0++) bf16_rows<1>(w, x, n, in, in32, out, o0, y);
 }
 
 static void matmul_bf16_portable(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
@@ -120,36 +131,56 @@ void matmul_bf16(const uint16_t* x, int n, const uint16_t* w, int in, int out, f
 // ---- INT8 ----
 
 // VNNI multiplies unsigned by signed bytes: activations are shifted to u8 (q + 128) and the
-// extra 128 * sum(w) is subtracted afterwards.
-__attribute__((target("avx512f,avx512vnni,avx512bw,avx512vl"))) static void matmul_int8_vnni(
-    const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws, const int32_t* wsum, int in, int out,
-    float* y, const uint8_t* xu) {
-    const int in64 = in / 64 * 64;
-#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
-    for (int o0 = 0; o0 < out; o0 += 4) {
-        const int ro = std::min(4, out - o0);
-        for (int t0 = 0; t0 < n; t0 += 4) {
-            const int rt = std::min(4, n - t0);
-            __m512i acc[4][4];
-            for (int a = 0; a < 4; a++)
-                for (int b = 0; b < 4; b++) acc[a][b] = _mm512_setzero_si512();
-            for (int k = 0; k < in64; k += 64) {
-                __m512i wv[4], xv[4];
-                for (int a = 0; a < ro; a++) wv[a] = _mm512_loadu_si512(w + size_t(o0 + a) * in + k);
-                for (int b = 0; b < rt; b++) xv[b] = _mm512_loadu_si512(xu + size_t(t0 + b) * in + k);
-                for (int a = 0; a < ro; a++)
-                    for (int b = 0; b < rt; b++) acc[a][b] = _mm512_dpbusd_epi32(acc[a][b], xv[b], wv[a]);
-            }
-            for (int a = 0; a < ro; a++) {
-                for (int b = 0; b < rt; b++) {
-                    int32_t s = _mm512_reduce_add_epi32(acc[a][b]) - 128 * wsum[o0 + a];
-                    for (int k = in64; k < in; k++) s += int32_t(w[size_t(o0 + a) * in + k]) * x[size_t(t0 + b) * in + k] +
-                                                         128 * w[size_t(o0 + a) * in + k];
-                    y[size_t(t0 + b) * out + o0 + a] = float(s) * ws[o0 + a] * xs[t0 + b];
-                }
-            }
+// extra 128 * sum(w) is subtracted afterwards. Same tiling as BF16.
+#define FDL_AVX512_VNNI __attribute__((target("avx512f,avx512vnni,avx512bw,avx512vl")))
+
+template <int RO, int RT>
+FDL_AVX512_VNNI static inline void int8_tile(const int8_t* w, const uint8_t* xu, const int8_t* x, const float* xs,
+                                             const float* ws, const int32_t* wsum, int in, int in64, int out, int o0,
+                                             int t0, float* y) {
+    __m512i acc[RO][RT];
+    for (int a = 0; a < RO; a++)
+        for (int b = 0; b < RT; b++) acc[a][b] = _mm512_setzero_si512();
+    for (int k = 0; k < in64; k += 64) {
+        __m512i xv[RT];
+        for (int b = 0; b < RT; b++) xv[b] = _mm512_loadu_si512(xu + size_t(t0 + b) * in + k);
+        for (int a = 0; a < RO; a++) {
+            const __m512i wv = _mm512_loadu_si512(w + size_t(o0 + a) * in + k);
+            for (int b = 0; b < RT; b++) acc[a][b] = _mm512_dpbusd_epi32(acc[a][b], xv[b], wv);
         }
     }
+    for (int a = 0; a < RO; a++)
+        for (int b = 0; b < RT; b++) {
+            int32_t s = _mm512_reduce_add_epi32(acc[a][b]);
+            // The vector part used x + 128 over [0, in64): take 128 * (that part's weight sum) back
+            // off, then add the tail exactly.
+            s -= 128 * wsum[o0 + a];
+            for (int k = in64; k < in; k++) s += int32_t(w[size_t(o0 + a) * in + k]) * x[size_t(t0 + b) * in + k];
+            y[size_t(t0 + b) * out + o0 + a] = float(s) * ws[o0 + a] * xs[t0 + b];
+        }
+}
+
+template <int RO>
+FDL_AVX512_VNNI static inline void int8_rows(const int8_t* w, const uint8_t* xu, const int8_t* x, const float* xs,
+                                             const float* ws, const int32_t* wsum, int n, int in, int in64, int out,
+                                             int o0, float* y) {
+    int t0 = 0;
+    for (; t0 + 4 <= n; t0 += 4) int8_tile<RO, 4>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y);
+    switch (n - t0) {
+        case 3: int8_tile<RO, 3>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y); break;
+        case 2: int8_tile<RO, 2>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y); break;
+        case 1: int8_tile<RO, 1>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y); break;
+        default: break;
+    }
+}
+
+FDL_AVX512_VNNI static void matmul_int8_vnni(const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws,
+                                             const int32_t* wsum, int in, int out, float* y, const uint8_t* xu) {
+    const int in64 = in / 64 * 64;
+    const int out4 = out / 4 * 4;
+#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
+    for (int o0 = 0; o0 < out4; o0 += 4) int8_rows<4>(w, xu, x, xs, ws, wsum, n, in, in64, out, o0, y);
+    for (int o0 = out4; o0 < out; o0++) int8_rows<1>(w, xu, x, xs, ws, wsum, n, in, in64, out, o0, y);
 }
 
 void matmul_int8(const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws, const int32_t* wsum, int in,

@@ -19,7 +19,7 @@ const char* kernel_path_name();  // "avx512-bf16", "avx2", ... (what the BF16/IN
 void matmul_bf16(const uint16_t* x_bf16, int n, const uint16_t* w, int in, int out, float* y);
 
 // x_q: n rows of `in` int8 values with per-row scales xs; w: out rows of int8 with scales ws;
-// wsum: per weight row, the sum of its int8 values (for the unsigned-activation trick).
+// wsum: per weight row, the sum of its first in/64*64 int8 values (the unsigned-activation trick).
 void matmul_int8(const int8_t* x_q, const float* xs, int n, const int8_t* w, const float* ws, const int32_t* wsum, int in,
                  int out, float* y);
 

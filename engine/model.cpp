@@ -35,7 +35,7 @@ void Linear::set(const std::vector<float>& m, WeightType t) {
         quantize_rows_int8(m.data(), out, in, w8.data(), scale.data());
         for (int o = 0; o < out; o++) {
             int32_t s = 0;
-            for (int k = 0; k < in; k++) s += w8[size_t(o) * in + k];
+            for (int k = 0; k < in / 64 * 64; k++) s += w8[size_t(o) * in + k];  // what the VNNI kernel covers
             wsum[size_t(o)] = s;
         }
     }
