@@ -31,6 +31,9 @@ struct TraceCase {
     CacheMode cache;
 };
 
+// Keeps ctest's listing readable (the default prints the object's bytes).
+void PrintTo(const TraceCase& c, std::ostream* os) { *os << "trace " << c.index << " cache " << cache_mode_name(c.cache); }
+
 std::vector<TraceCase> cases() {
     std::vector<TraceCase> out;
     json all = load_traces();
