@@ -90,6 +90,8 @@ ModelConfig ModelConfig::parse(const std::string& text, const std::string& file)
     if (c.num_heads % c.num_kv_heads != 0)
         throw file_error(file, "num_attention_heads (" + std::to_string(c.num_heads) +
                                    ") is not a multiple of num_key_value_heads (" + std::to_string(c.num_kv_heads) + ")");
+    if (c.head_dim < 2)  // the default hidden_size / num_attention_heads can be 0
+        throw file_error(file, "head_dim = " + std::to_string(c.head_dim) + " (hidden_size / num_attention_heads) must be at least 2");
     if (c.head_dim % 2 != 0) throw file_error(file, "head_dim must be even for rotary embeddings");
     if (!(c.rope_theta > 0) || !(c.rms_norm_eps > 0)) throw file_error(file, "rope_theta and rms_norm_eps must be positive");
     if (j.contains("tie_word_embeddings")) {

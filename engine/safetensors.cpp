@@ -113,7 +113,9 @@ uint16_t f32_to_f16(float f) {
 void to_f32(const TensorView& t, float* out) {
     const int64_t n = t.numel();
     switch (t.dtype) {
-        case DType::F32: std::memcpy(out, t.data, size_t(n) * 4); break;
+        case DType::F32:
+            if (n > 0) std::memcpy(out, t.data, size_t(n) * 4);  // an empty tensor may come with out == nullptr
+            break;
         case DType::BF16:
             for (int64_t i = 0; i < n; i++) {
                 uint16_t h;

@@ -705,8 +705,8 @@ struct Tokenizer::Impl {
     void load_model(const json& m, FastTokenizerJson* fast);
     void set_vocab(std::vector<std::pair<std::string, int32_t>> entries);
     void add_merge(size_t rank, const std::string& left, const std::string& right);
-    void load_normalizer(const json& n, const std::string& where);
-    void load_pre_tokenizer(const json& p, const std::string& where);
+    void load_normalizer(const json& n, const std::string& where, int depth = 0);
+    void load_pre_tokenizer(const json& p, const std::string& where, int depth = 0);
     void add_token(AddedToken t);
     void finish();
 
@@ -879,13 +879,17 @@ void Tokenizer::Impl::add_merge(size_t rank, const std::string& left, const std:
     merges.set(pair_key(l, r), Merge{int32_t(rank), j});
 }
 
-void Tokenizer::Impl::load_normalizer(const json& n, const std::string& where) {
+// Real files nest a Sequence or two; a hostile one nesting thousands would overflow the stack.
+constexpr int kMaxSequenceDepth = 32;
+
+void Tokenizer::Impl::load_normalizer(const json& n, const std::string& where, int depth) {
     std::string t = type_of(n, where, path);
     if (t == "Sequence") {
+        if (depth >= kMaxSequenceDepth) fail(path, "\"" + where.substr(0, where.find('.')) + "\": Sequences nested more than " + std::to_string(kMaxSequenceDepth) + " deep");
         const json& list = required(n, "normalizers", where + ".", path);
         if (!list.is_array()) fail(path, "\"" + where + ".normalizers\" must be a list");
         for (size_t i = 0; i < list.size(); ++i)
-            if (!list[i].is_null()) load_normalizer(list[i], where + ".normalizers[" + std::to_string(i) + "]");
+            if (!list[i].is_null()) load_normalizer(list[i], where + ".normalizers[" + std::to_string(i) + "]", depth + 1);
     } else if (t == "NFC") {
         normalizers.push_back(UTF8PROC_STABLE | UTF8PROC_COMPOSE);
     } else if (t == "NFD") {
@@ -899,13 +903,14 @@ void Tokenizer::Impl::load_normalizer(const json& n, const std::string& where) {
     }
 }
 
-void Tokenizer::Impl::load_pre_tokenizer(const json& p, const std::string& where) {
+void Tokenizer::Impl::load_pre_tokenizer(const json& p, const std::string& where, int depth) {
     std::string t = type_of(p, where, path);
     if (t == "Sequence") {
+        if (depth >= kMaxSequenceDepth) fail(path, "\"" + where.substr(0, where.find('.')) + "\": Sequences nested more than " + std::to_string(kMaxSequenceDepth) + " deep");
         const json& list = required(p, "pretokenizers", where + ".", path);
         if (!list.is_array()) fail(path, "\"" + where + ".pretokenizers\" must be a list");
         for (size_t i = 0; i < list.size(); ++i)
-            load_pre_tokenizer(list[i], where + ".pretokenizers[" + std::to_string(i) + "]");
+            load_pre_tokenizer(list[i], where + ".pretokenizers[" + std::to_string(i) + "]", depth + 1);
     } else if (t == "Split") {
         const json& pat = required(p, "pattern", where + ".", path);
         bool literal;

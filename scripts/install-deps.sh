@@ -13,7 +13,9 @@ PKGS=(
   libgtest-dev libgmock-dev                    # unit tests
   libbenchmark-dev                             # micro-benchmarks
   tmux                                         # end-to-end TUI test
-  python3 python3-torch python3-numpy          # train/ (the conversion recipe) on CPU
+  clang libclang-rt-14-dev libomp-dev llvm     # scripts/fuzz.sh: libFuzzer, clang's OpenMP, llvm-symbolizer
+  gnuplot-nox                                  # bench/: the speed-vs-threshold plot
+  python3 python3-torch python3-numpy python3-regex  # train/ (the conversion recipe) on CPU
 )
 missing=()
 for p in "${PKGS[@]}"; do
