@@ -1,4 +1,5 @@
 // fastdllm generate: one prompt, text streamed to stdout, or one JSON object with --json.
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -160,8 +161,9 @@ int cmd_generate(int argc, char** argv, int first) {
     };
     if (opts.mode == DecodeMode::Diffusion)
         out["settings"] = {{"block_size", opts.block_size}, {"sub_block_size", opts.sub_block_size},
-                           {"threshold", opts.threshold}, {"cache", cache_mode_name(opts.cache)}};
-    out["sampling"] = {{"temperature", opts.sampling.temperature}, {"top_p", opts.sampling.top_p},
+                           {"threshold", std::round(double(opts.threshold) * 1e6) / 1e6}, {"cache", cache_mode_name(opts.cache)}};
+    out["sampling"] = {{"temperature", std::round(double(opts.sampling.temperature) * 1e6) / 1e6},
+                       {"top_p", std::round(double(opts.sampling.top_p) * 1e6) / 1e6},
                        {"top_k", opts.sampling.top_k}, {"seed", opts.sampling.seed}};
     if (trace) out["steps"] = steps_json(r.steps);
     std::cout << out.dump() << "\n";
