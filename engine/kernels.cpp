@@ -110,6 +110,58 @@ FDL_AVX512_BF16 static void matmul_bf16_avx512(const uint16_t* x, int n, const u
     for (int o0 = out4; o0 < out; o0++) bf16_rows<1>(w, x, n, in, in32, out, o0, y);
 }
 
+// ---- F32 for small token counts ----
+// OpenBLAS is tuned for large GEMMs; for the 1..32-token passes of decoding the same register
+// tiling as BF16 streams the weights faster.
+#define FDL_AVX512F __attribute__((target("avx512f")))
+
+template <int RO, int RT>
+FDL_AVX512F static inline void f32_tile(const float* w, const float* x, int in, int in16, int out, int o0, int t0, float* y) {
+    __m512 acc[RO][RT];
+    for (int a = 0; a < RO; a++)
+        for (int b = 0; b < RT; b++) acc[a][b] = _mm512_setzero_ps();
+    for (int k = 0; k < in16; k += 16) {
+        __m512 xv[RT];
+        for (int b = 0; b < RT; b++) xv[b] = _mm512_loadu_ps(x + size_t(t0 + b) * in + k);
+        for (int a = 0; a < RO; a++) {
+            const __m512 wv = _mm512_loadu_ps(w + size_t(o0 + a) * in + k);
+            for (int b = 0; b < RT; b++) acc[a][b] = _mm512_fmadd_ps(wv, xv[b], acc[a][b]);
+        }
+    }
+    for (int a = 0; a < RO; a++)
+        for (int b = 0; b < RT; b++) {
+            float s = _mm512_reduce_add_ps(acc[a][b]);
+            for (int k = in16; k < in; k++) s += w[size_t(o0 + a) * in + k] * x[size_t(t0 + b) * in + k];
+            y[size_t(t0 + b) * out + o0 + a] = s;
+        }
+}
+
+template <int RO>
+FDL_AVX512F static inline void f32_rows(const float* w, const float* x, int n, int in, int in16, int out, int o0, float* y) {
+    int t0 = 0;
+    for (; t0 + 4 <= n; t0 += 4) f32_tile<RO, 4>(w, x, in, in16, out, o0, t0, y);
+    switch (n - t0) {
+        case 3: f32_tile<RO, 3>(w, x, in, in16, out, o0, t0, y); break;
+        case 2: f32_tile<RO, 2>(w, x, in, in16, out, o0, t0, y); break;
+        case 1: f32_tile<RO, 1>(w, x, in, in16, out, o0, t0, y); break;
+        default: break;
+    }
+}
+
+FDL_AVX512F static void matmul_f32_avx512(const float* x, int n, const float* w, int in, int out, float* y) {
+    const int in16 = in / 16 * 16;
+    const int out4 = out / 4 * 4;
+#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
+    for (int o0 = 0; o0 < out4; o0 += 4) f32_rows<4>(w, x, n, in, in16, out, o0, y);
+    for (int o0 = out4; o0 < out; o0++) f32_rows<1>(w, x, n, in, in16, out, o0, y);
+}
+
+bool matmul_f32_small(const float* x, int n, const float* w, int in, int out, float* y) {
+    if (!cpu_features().avx512f || n > 8) return false;  // OpenBLAS wins from ~16 tokens on
+    matmul_f32_avx512(x, n, w, in, out, y);
+    return true;
+}
+
 static void matmul_bf16_portable(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
 #pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
     for (int o = 0; o < out; o++) {

@@ -15,6 +15,10 @@ struct CpuFeatures {
 const CpuFeatures& cpu_features();
 const char* kernel_path_name();  // "avx512-bf16", "avx2", ... (what the BF16/INT8 kernels use here)
 
+// F32 for passes of at most 8 tokens with AVX-512; returns false (nothing done) otherwise, and
+// the caller uses OpenBLAS.
+bool matmul_f32_small(const float* x, int n, const float* w, int in, int out, float* y);
+
 // x_bf16: n rows of `in` bf16 values; w: out rows of `in` bf16 values; y: n x out floats.
 void matmul_bf16(const uint16_t* x_bf16, int n, const uint16_t* w, int in, int out, float* y);
 

@@ -43,7 +43,8 @@ void Linear::set(const std::vector<float>& m, WeightType t) {
 
 void Linear::apply(const float* x, int n, float* y) const {
     if (type == WeightType::F32) {
-        if (n == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.f, w.data(), in, x, 1, 0.f, y, 1);
+        if (matmul_f32_small(x, n, w.data(), in, out, y)) {
+        } else if (n == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.f, w.data(), in, x, 1, 0.f, y, 1);
         else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.f, x, in, w.data(), in, 0.f, y, out);
     } else if (type == WeightType::BF16) {
         thread_local std::vector<uint16_t> xb;  // grows to the largest pass, then never again
@@ -319,6 +320,7 @@ void Model::attention(KVCache& cache, int layer, const Pass& p) {
             for (int j = 0; j < limit; j++) {
                 const float* kr = K + size_t(j) * kvd + size_t(kvh) * hd;
                 float d = 0;
+#pragma omp simd reduction(+ : d)  // lets the compiler vectorise the float sum
                 for (int t = 0; t < hd; t++) d += q[t] * kr[t];
                 s[j] = d * scale;
                 mx = std::max(mx, s[j]);
