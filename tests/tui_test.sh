@@ -176,6 +176,13 @@ wait_for 'resumed [0-9]+ messages' 30 "the resumed conversation"
 wait_for '^│ hello there' 5 "the resumed prompt in the transcript"
 pid=$(pgrep -n -P "$(tmux -L "$SOCK" display-message -p -t tui '#{pane_pid}')" || true)
 [ -n "$pid" ] || fail "cannot find the app's process"
+# A SIGWINCH storm while an answer decodes: the app keeps running and still answers.
+tmux -L "$SOCK" send-keys -t tui "storm test" Enter
+for i in $(seq 1 300); do kill -WINCH "$pid" 2>/dev/null || fail "the app died during a SIGWINCH storm"; done
+for sz in 100x30 81x25 120x40 80x24 100x30; do tmux -L "$SOCK" resize-window -t tui -x ${sz%x*} -y ${sz#*x}; done
+kill -0 "$pid" 2>/dev/null || fail "the app died during a SIGWINCH storm"
+wait_for '^│ storm test' 10 "the prompt sent during the SIGWINCH storm"
+echo "ok: SIGWINCH storm"
 kill -TERM "$pid"
 wait_for 'APP EXITED rc=143' 10 "the app to leave on SIGTERM"
 echo "ok: --resume and SIGTERM"
