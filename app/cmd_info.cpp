@@ -62,8 +62,8 @@ int cmd_info(int argc, char** argv, int first) {
     }
     std::printf("model:        %s (%s)\n", c.name.c_str(), c.architecture.c_str());
     std::printf("shape:        %s\n", c.describe().c_str());
-    std::printf("weights:      %zu tensors, %s, %.1f MB on disk, %.1f MB loaded (float32)\n", st.names().size(),
-                dtype.c_str(), file_bytes / 1e6, model->weight_bytes() / 1e6);
+    std::printf("weights:      %zu tensors, %s, %.1f MB on disk, %.1f MB loaded (%s)\n", st.names().size(),
+                dtype.c_str(), file_bytes / 1e6, model->weight_bytes() / 1e6, weight_type_name(model->weight_type()));
     std::printf("tokenizer:    %d tokens; mask token %d; stop tokens", model->tokenizer().size(), model->mask_token_id());
     for (auto e : c.eos_token_ids) std::printf(" %d", e);
     std::printf("\ncontext:      %d positions, rope theta %g%s\n", c.max_position_embeddings, c.rope_theta,

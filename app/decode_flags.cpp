@@ -33,7 +33,7 @@ void add_decode_flags(ArgParser& p, DecodeFlags& f) {
            [&g](const std::string& v) { g.sampling.top_k = parse_int("--top-k", v, 0, INT_MAX); }});
     p.add({"", "--seed", "S", "random seed for sampling (default 0)",
            [&g](const std::string& v) { g.sampling.seed = parse_u64("--seed", v); }});
-    p.add({"", "--dtype", "T", "weights in memory: auto (bf16 above 1B parameters, else f32) | f32 | bf16 | int8",
+    p.add({"", "--dtype", "T", "weights in memory: auto (bf16 above 1M parameters, else f32) | f32 | bf16 | int8",
            [&f](const std::string& v) {
                if (v != "auto" && v != "f32" && v != "bf16" && v != "int8")
                    throw UsageError{"--dtype: expected auto, f32, bf16 or int8, got '" + v + "'"};

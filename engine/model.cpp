@@ -150,7 +150,7 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
                               "(checked tokenizer.json, added_tokens.json, tokenizer_config.json)");
 
     SafeTensors st = SafeTensors::open_model_dir(dir);
-    if (opts.weight_type == "auto") m->wtype_ = c.parameter_count() > 1000000000 ? WeightType::BF16 : WeightType::F32;
+    if (opts.weight_type == "auto") m->wtype_ = c.parameter_count() > 1000000 ? WeightType::BF16 : WeightType::F32;
     else if (opts.weight_type == "f32") m->wtype_ = WeightType::F32;
     else if (opts.weight_type == "bf16") m->wtype_ = WeightType::BF16;
     else if (opts.weight_type == "int8") m->wtype_ = WeightType::INT8;
