@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Exact-match evaluation of the demo models through the C++ engine (standard library only).
+
+  python3 bench/eval.py [--bin build/fastdllm] [--limit 20] [--families arithmetic,sort]
+
+For every family in assets/eval/<family>.jsonl ({"prompt", "answer"} per line) it runs
+`fastdllm generate --chat --json` once per prompt:
+  AR        on --ar-model   (default assets/models/demo-ar):   --mode ar
+  diffusion on --dllm-model (default assets/models/demo-dllm): --mode diffusion --threshold 0.9
+            --block-size 32 --sub-block-size 8 --cache dual
+and extracts the answer from the reply with the same per-family rule for both modes:
+  arithmetic  the last integer in the reply
+  spell       the last letter-hyphen-letter run (g-a-r-d-e-n), lower-cased
+  reverse     the last word of the reply
+  sort        all integers of the reply, joined with ", "
+  other       the whole reply, stripped
+Reported per family and mode: exact-match accuracy, tokens/s (generated tokens over the
+engine's own request time, `timings.total_s` = prefill + decode, when its JSON has it, else over
+the process wall time, which includes model loading; the `tok/s source` column says which), mean tokens per forward
+(generated tokens / nfe; the engine's nfe counts every forward of the request, prefill included),
+mean generated tokens. Writes bench/results/eval.md, eval.csv and eval_items.jsonl.
+"""
+import argparse
+import csv
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+
+def extract(family, text):
+    t = text.strip()
+    if family == "arithmetic":
+        m = re.findall(r"-?\d+", t)
+        return m[-1] if m else ""
+    if family == "spell":
+        m = re.findall(r"[A-Za-z](?:-[A-Za-z])+", t)
+        return m[-1].lower() if m else ""
+    if family == "reverse":
+        m = re.findall(r"[A-Za-z]+", t)
+        return m[-1].lower() if m else ""
+    if family == "sort":
+        return ", ".join(re.findall(r"-?\d+", t))
+    return t
+
+
+def parse_json(raw):
+    try:
+        obj = json.loads(raw)
+        if isinstance(obj, dict):
+            return obj
+    except ValueError:
+        pass
+    for line in reversed(raw.splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                obj = json.loads(line)
+                if isinstance(obj, dict):
+                    return obj
+            except ValueError:
+                continue
+    return None
+
+
+def decode_seconds(timings):
+    """Find the decode time in the engine's `timings` object (seconds), or None."""
+    if not isinstance(timings, dict):
+        return None
+    cands = []
+    for k, v in timings.items():
+        if not isinstance(v, (int, float)):
+            continue
+        kl = k.lower()
+        scale = 1e-3 if kl.endswith("_ms") or kl.endswith("ms") else (1.0 if kl.endswith("_s") or kl.endswith("sec") or kl.endswith("seconds") else None)
+        if scale is None:
+            continue
+        if "total" in kl:  # prefill + decode: the same footing for AR and diffusion
+            cands.append((0, v * scale))
+        elif "decode" in kl or "generat" in kl:
+            cands.append((1, v * scale))
+    if not cands:
+        return None
+    cands.sort()
+    return cands[0][1]
+
+
+def run_one(args, model, mode, prompt):
+    cmd = [args.bin, "generate", "-m", model, "--prompt", prompt, "--chat", "-n", str(args.max_new_tokens),
+           "--mode", mode, "--json"]
+    if mode == "diffusion":
+        cmd += ["--threshold", str(args.threshold), "--block-size", str(args.block_size),
+                "--sub-block-size", str(args.sub_block_size), "--cache", args.cache]
+    cmd += args.extra
+    t0 = time.time()
+    for attempt in range(3):  # the binary may be mid-rebuild (ETXTBSY / EACCES): retry briefly
+        try:
+            p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=args.timeout)
+            break
+        except OSError:
+            if attempt == 2:
+                raise
+            time.sleep(5)
+            t0 = time.time()
+    wall = time.time() - t0
+    if p.returncode != 0:
+        raise RuntimeError(f"exit {p.returncode}: {' '.join(cmd)}\n{p.stderr.decode(errors='replace')[-800:]}")
+    obj = parse_json(p.stdout.decode("utf-8", errors="replace"))
+    if obj is None:
+        raise RuntimeError("no JSON in output of: " + " ".join(cmd))
+    toks = obj.get("tokens", [])
+    ntok = len(toks) if isinstance(toks, list) else int(toks)
+    dec = decode_seconds(obj.get("timings"))
+    return {"text": obj.get("text", ""), "ntok": ntok, "nfe": obj.get("nfe") or 0,
+            "secs": dec if dec else wall, "secs_src": "engine" if dec else "wall", "wall": wall}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default="build/fastdllm")
+    ap.add_argument("--ar-model", default="assets/models/demo-ar")
+    ap.add_argument("--dllm-model", default="assets/models/demo-dllm")
+    ap.add_argument("--eval-dir", default="assets/eval")
+    ap.add_argument("--families", default="", help="comma list (default: every *.jsonl in --eval-dir)")
+    ap.add_argument("--modes", default="ar,diffusion")
+    ap.add_argument("--limit", type=int, default=0, help="items per family (0 = all)")
+    ap.add_argument("--max-new-tokens", "-n", type=int, default=64)
+    ap.add_argument("--threshold", type=float, default=0.9)
+    ap.add_argument("--block-size", type=int, default=32)
+    ap.add_argument("--sub-block-size", type=int, default=8)
+    ap.add_argument("--cache", default="dual")
+    ap.add_argument("--timeout", type=float, default=300)
+    ap.add_argument("--out-dir", default="bench/results")
+    ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="further CLI flags, passed as-is (last)")
+    args = ap.parse_args()
+
+    if not os.path.exists(args.bin):
+        sys.exit(f"eval.py: binary {args.bin} not found (build it, or pass --bin)")
+    fams = [f for f in args.families.split(",") if f] or sorted(
+        os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(args.eval_dir, "*.jsonl")))
+    modes = [m for m in args.modes.split(",") if m]
+    os.makedirs(args.out_dir, exist_ok=True)
+    rows, items_out = [], []
+    totals = {m: {"n": 0, "ok": 0, "ntok": 0, "nfe": 0, "secs": 0.0} for m in modes}
+    for fam in fams:
+        with open(os.path.join(args.eval_dir, fam + ".jsonl")) as f:
+            items = [json.loads(l) for l in f if l.strip()]
+        if args.limit:
+            items = items[:args.limit]
+        for mode in modes:
+            model = args.ar_model if mode == "ar" else args.dllm_model
+            n = ok = ntok = nfe = 0
+            secs = 0.0
+            srcs = set()
+            tpf = []
+            for it in items:
+                r = run_one(args, model, mode, it["prompt"])
+                pred = extract(fam, r["text"])
+                hit = pred == it["answer"]
+                n += 1
+                ok += hit
+                ntok += r["ntok"]
+                nfe += r["nfe"]
+                secs += r["secs"]
+                srcs.add(r["secs_src"])
+                if r["nfe"]:
+                    tpf.append(r["ntok"] / r["nfe"])
+                items_out.append({"family": fam, "mode": mode, "prompt": it["prompt"], "answer": it["answer"],
+                                  "pred": pred, "ok": hit, "text": r["text"], "tokens": r["ntok"], "nfe": r["nfe"],
+                                  "secs": round(r["secs"], 4)})
+            row = {"family": fam, "mode": mode, "n": n, "exact_match": ok / max(n, 1),
+                   "tok_s": ntok / secs if secs else 0.0, "tok_s_source": "/".join(sorted(srcs)),
+                   "tokens_per_forward": sum(tpf) / len(tpf) if tpf else 0.0,
+                   "mean_tokens": ntok / max(n, 1)}
+            rows.append(row)
+            t = totals[mode]
+            t["n"] += n
+            t["ok"] += ok
+            t["ntok"] += ntok
+            t["nfe"] += nfe
+            t["secs"] += secs
+            print(f"{fam:12s} {mode:9s} n={n:4d} em={row['exact_match']:.3f} tok/s={row['tok_s']:.1f} "
+                  f"tok/fwd={row['tokens_per_forward']:.2f}", file=sys.stderr, flush=True)
+    for mode in modes:
+        t = totals[mode]
+        rows.append({"family": "all", "mode": mode, "n": t["n"], "exact_match": t["ok"] / max(t["n"], 1),
+                     "tok_s": t["ntok"] / t["secs"] if t["secs"] else 0.0, "tok_s_source": "",
+                     "tokens_per_forward": t["ntok"] / t["nfe"] if t["nfe"] else 0.0,
+                     "mean_tokens": t["ntok"] / max(t["n"], 1)})
+
+    hdr = ["family", "mode", "n", "exact_match", "tok_s", "tok_s_source", "tokens_per_forward", "mean_tokens"]
+    with open(os.path.join(args.out_dir, "eval.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=hdr)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()})
+    with open(os.path.join(args.out_dir, "eval_items.jsonl"), "w") as f:
+        for it in items_out:
+            f.write(json.dumps(it) + "\n")
+    md = ["| family | mode | n | exact match | tok/s | tok/s source | tokens/forward | mean tokens |",
+          "|---|---|---:|---:|---:|---|---:|---:|"]
+    for r in rows:
+        md.append(f"| {r['family']} | {r['mode']} | {r['n']} | {100 * r['exact_match']:.1f}% | {r['tok_s']:.1f} | "
+                  f"{r['tok_s_source']} | {r['tokens_per_forward']:.2f} | {r['mean_tokens']:.1f} |")
+    desc = (f"Models: AR `{args.ar_model}` (--mode ar), dLLM `{args.dllm_model}` (--mode diffusion, threshold "
+            f"{args.threshold}, block {args.block_size}, sub-block {args.sub_block_size}, cache {args.cache}); "
+            f"max {args.max_new_tokens} new tokens; binary `{args.bin}`. tokens/forward = generated tokens / nfe "
+            f"(nfe as reported by the engine, prefill included; the 'all' row pools tokens and nfe).")
+    text = "\n".join(md) + "\n\n" + desc + "\n"
+    with open(os.path.join(args.out_dir, "eval.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
