@@ -128,7 +128,7 @@ def main():
     # Speed against threshold, AR as the baseline line.
     dat = os.path.join(args.out_dir, "speed_vs_threshold.dat")
     with open(dat, "w") as f:
-        for r in results:
+        for r in sorted(results, key=lambda r: r["threshold"] if r["threshold"] != "" else -1):
             if r["cache"] == "dual":
                 f.write(f"{r['threshold']} {r['tok_s']:.3f} {100 * r['exact_match']:.2f}\n")
     png = os.path.join(args.out_dir, "speed_vs_threshold.png")
@@ -139,7 +139,7 @@ set xlabel 'threshold'
 set ylabel 'tokens/s'
 set y2label 'exact match (%)'
 set y2tics
-set key bottom left
+set key center right
 set grid
 plot '{dat}' using 1:2 with linespoints lw 2 title 'diffusion tokens/s', \\
      {ar['tok_s']:.3f} with lines dt 2 lw 2 title 'AR tokens/s', \\
