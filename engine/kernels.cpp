@@ -60,6 +60,42 @@ void quantize_rows_int8(const float* x, int n, int in, int8_t* q, float* scales)
     }
 }
 
+// ---- Packed weight layout ----
+// Rows are read four at a time. In the checkpoint's row-major order that is four short streams
+// (one row of a 1.5B layer is 1.5-3 KB), which the hardware prefetchers follow poorly; packing each
+// group of 4 rows so that their 64-byte chunks alternate (row 0 chunk 0, row 1 chunk 0, ..., row 0
+// chunk 1, ...) turns a group into one linear stream. Measured on the 2-core EPYC (2 threads, same
+// quarter hour): a one-token pass of the 1.5B shape went from 89 to 33-53 ms in INT8 and from 122
+// to 93-98 ms in BF16 (the spread is the VM's memory bandwidth moving under us).
+template <bool P, int CH>
+static inline size_t weight_index(int in, int o0, int a, int k) {
+    if (!P) return size_t(o0 + a) * in + k;
+    return size_t(o0) * in + size_t(k / CH) * 4 * CH + size_t(a) * CH + k % CH;
+}
+
+size_t packed_index(int in, int r, int k, int chunk) {
+    const int o0 = r / 4 * 4, a = r % 4;
+    return size_t(o0) * in + size_t(k / chunk) * 4 * chunk + size_t(a) * chunk + k % chunk;
+}
+
+template <typename T>
+static void pack_rows(T* w, int in, int out, int chunk) {
+    std::vector<T> tmp(size_t(4) * in);
+    for (int o0 = 0; o0 < out; o0 += 4) {
+        T* g = w + size_t(o0) * in;
+        std::memcpy(tmp.data(), g, tmp.size() * sizeof(T));
+        for (int a = 0; a < 4; a++)
+            for (int k = 0; k < in; k += chunk)
+                std::memcpy(g + size_t(k / chunk) * 4 * chunk + size_t(a) * chunk, tmp.data() + size_t(a) * in + k,
+                            chunk * sizeof(T));
+    }
+}
+
+bool packs_bf16(int in, int out) { return cpu_features().avx512bf16 && in % 32 == 0 && out % 4 == 0; }
+bool packs_int8(int in, int out) { return cpu_features().avx512vnni && in % 64 == 0 && out % 4 == 0; }
+void pack_bf16(uint16_t* w, int in, int out) { pack_rows(w, in, out, 32); }
+void pack_int8(int8_t* w, int in, int out) { pack_rows(w, in, out, 64); }
+
 // ---- BF16 ----
 
 // Tiles of 4 weight rows x RT tokens (RT = 1..4, a compile-time constant so the accumulators
@@ -67,7 +103,7 @@ void quantize_rows_int8(const float* x, int n, int in, int8_t* q, float* scales)
 // it, so the weights stream from memory once per pass whatever the token count.
 #define FDL_AVX512_BF16 __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl")))
 
-template <int RO, int RT>
+template <int RO, int RT, bool P>
 FDL_AVX512_BF16 static inline void bf16_tile(const uint16_t* w, const uint16_t* x, int in, int in32, int out, int o0,
                                              int t0, float* y) {
     __m512 acc[RO][RT];
@@ -77,7 +113,7 @@ FDL_AVX512_BF16 static inline void bf16_tile(const uint16_t* w, const uint16_t* 
         __m512bh xv[RT];
         for (int b = 0; b < RT; b++) xv[b] = (__m512bh)_mm512_loadu_si512(x + size_t(t0 + b) * in + k);
         for (int a = 0; a < RO; a++) {
-            const __m512bh wv = (__m512bh)_mm512_loadu_si512(w + size_t(o0 + a) * in + k);
+            const __m512bh wv = (__m512bh)_mm512_loadu_si512(w + weight_index<P, 32>(in, o0, a, k));
             for (int b = 0; b < RT; b++) acc[a][b] = _mm512_dpbf16_ps(acc[a][b], wv, xv[b]);
         }
     }
@@ -89,25 +125,31 @@ FDL_AVX512_BF16 static inline void bf16_tile(const uint16_t* w, const uint16_t* 
         }
 }
 
-template <int RO>
+template <int RO, bool P>
 FDL_AVX512_BF16 static inline void bf16_rows(const uint16_t* w, const uint16_t* x, int n, int in, int in32, int out, int o0,
                                              float* y) {
     int t0 = 0;
-    for (; t0 + 4 <= n; t0 += 4) bf16_tile<RO, 4>(w, x, in, in32, out, o0, t0, y);
+    for (; t0 + 4 <= n; t0 += 4) bf16_tile<RO, 4, P>(w, x, in, in32, out, o0, t0, y);
     switch (n - t0) {
-        case 3: bf16_tile<RO, 3>(w, x, in, in32, out, o0, t0, y); break;
-        case 2: bf16_tile<RO, 2>(w, x, in, in32, out, o0, t0, y); break;
-        case 1: bf16_tile<RO, 1>(w, x, in, in32, out, o0, t0, y); break;
+        case 3: bf16_tile<RO, 3, P>(w, x, in, in32, out, o0, t0, y); break;
+        case 2: bf16_tile<RO, 2, P>(w, x, in, in32, out, o0, t0, y); break;
+        case 1: bf16_tile<RO, 1, P>(w, x, in, in32, out, o0, t0, y); break;
         default: break;
     }
 }
 
-FDL_AVX512_BF16 static void matmul_bf16_avx512(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
+FDL_AVX512_BF16 static void matmul_bf16_avx512(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y,
+                                               bool packed) {
     const int in32 = in / 32 * 32;
     const int out4 = out / 4 * 4;
+    if (packed) {
 #pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
-    for (int o0 = 0; o0 < out4; o0 += 4) bf16_rows<4>(w, x, n, in, in32, out, o0, y);
-    for (int o0 = out4; o0 < out; o0++) bf16_rows<1>(w, x, n, in, in32, out, o0, y);
+        for (int o0 = 0; o0 < out; o0 += 4) bf16_rows<4, true>(w, x, n, in, in32, out, o0, y);
+        return;
+    }
+#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
+    for (int o0 = 0; o0 < out4; o0 += 4) bf16_rows<4, false>(w, x, n, in, in32, out, o0, y);
+    for (int o0 = out4; o0 < out; o0++) bf16_rows<1, false>(w, x, n, in, in32, out, o0, y);
 }
 
 // ---- F32 for small token counts ----
@@ -175,9 +217,9 @@ static void matmul_bf16_portable(const uint16_t* x, int n, const uint16_t* w, in
     }
 }
 
-void matmul_bf16(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
-    if (cpu_features().avx512bf16) matmul_bf16_avx512(x, n, w, in, out, y);
-    else matmul_bf16_portable(x, n, w, in, out, y);
+void matmul_bf16(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y, bool packed) {
+    if (cpu_features().avx512bf16) matmul_bf16_avx512(x, n, w, in, out, y, packed);
+    else matmul_bf16_portable(x, n, w, in, out, y);  // never packed: see packs_bf16()
 }
 
 // ---- INT8 ----
@@ -186,7 +228,7 @@ void matmul_bf16(const uint16_t* x, int n, const uint16_t* w, int in, int out, f
 // extra 128 * sum(w) is subtracted afterwards. Same tiling as BF16.
 #define FDL_AVX512_VNNI __attribute__((target("avx512f,avx512vnni,avx512bw,avx512vl")))
 
-template <int RO, int RT>
+template <int RO, int RT, bool P>
 FDL_AVX512_VNNI static inline void int8_tile(const int8_t* w, const uint8_t* xu, const int8_t* x, const float* xs,
                                              const float* ws, const int32_t* wsum, int in, int in64, int out, int o0,
                                              int t0, float* y) {
@@ -197,7 +239,7 @@ FDL_AVX512_VNNI static inline void int8_tile(const int8_t* w, const uint8_t* xu,
         __m512i xv[RT];
         for (int b = 0; b < RT; b++) xv[b] = _mm512_loadu_si512(xu + size_t(t0 + b) * in + k);
         for (int a = 0; a < RO; a++) {
-            const __m512i wv = _mm512_loadu_si512(w + size_t(o0 + a) * in + k);
+            const __m512i wv = _mm512_loadu_si512(w + weight_index<P, 64>(in, o0, a, k));
             for (int b = 0; b < RT; b++) acc[a][b] = _mm512_dpbusd_epi32(acc[a][b], xv[b], wv);
         }
     }
@@ -212,36 +254,42 @@ FDL_AVX512_VNNI static inline void int8_tile(const int8_t* w, const uint8_t* xu,
         }
 }
 
-template <int RO>
+template <int RO, bool P>
 FDL_AVX512_VNNI static inline void int8_rows(const int8_t* w, const uint8_t* xu, const int8_t* x, const float* xs,
                                              const float* ws, const int32_t* wsum, int n, int in, int in64, int out,
                                              int o0, float* y) {
     int t0 = 0;
-    for (; t0 + 4 <= n; t0 += 4) int8_tile<RO, 4>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y);
+    for (; t0 + 4 <= n; t0 += 4) int8_tile<RO, 4, P>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y);
     switch (n - t0) {
-        case 3: int8_tile<RO, 3>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y); break;
-        case 2: int8_tile<RO, 2>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y); break;
-        case 1: int8_tile<RO, 1>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y); break;
+        case 3: int8_tile<RO, 3, P>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y); break;
+        case 2: int8_tile<RO, 2, P>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y); break;
+        case 1: int8_tile<RO, 1, P>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y); break;
         default: break;
     }
 }
 
 FDL_AVX512_VNNI static void matmul_int8_vnni(const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws,
-                                             const int32_t* wsum, int in, int out, float* y, const uint8_t* xu) {
+                                             const int32_t* wsum, int in, int out, float* y, const uint8_t* xu,
+                                             bool packed) {
     const int in64 = in / 64 * 64;
     const int out4 = out / 4 * 4;
+    if (packed) {
 #pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
-    for (int o0 = 0; o0 < out4; o0 += 4) int8_rows<4>(w, xu, x, xs, ws, wsum, n, in, in64, out, o0, y);
-    for (int o0 = out4; o0 < out; o0++) int8_rows<1>(w, xu, x, xs, ws, wsum, n, in, in64, out, o0, y);
+        for (int o0 = 0; o0 < out; o0 += 4) int8_rows<4, true>(w, xu, x, xs, ws, wsum, n, in, in64, out, o0, y);
+        return;
+    }
+#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
+    for (int o0 = 0; o0 < out4; o0 += 4) int8_rows<4, false>(w, xu, x, xs, ws, wsum, n, in, in64, out, o0, y);
+    for (int o0 = out4; o0 < out; o0++) int8_rows<1, false>(w, xu, x, xs, ws, wsum, n, in, in64, out, o0, y);
 }
 
 void matmul_int8(const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws, const int32_t* wsum, int in,
-                 int out, float* y) {
+                 int out, float* y, bool packed) {
     if (cpu_features().avx512vnni) {
         thread_local std::vector<uint8_t> xu;
         xu.resize(size_t(n) * in);
         for (size_t i = 0; i < xu.size(); i++) xu[i] = uint8_t(int(x[i]) + 128);
-        matmul_int8_vnni(x, xs, n, w, ws, wsum, in, out, y, xu.data());
+        matmul_int8_vnni(x, xs, n, w, ws, wsum, in, out, y, xu.data(), packed);
         return;
     }
 #pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))

@@ -19,13 +19,24 @@ const char* kernel_path_name();  // "avx512-bf16", "avx2", ... (what the BF16/IN
 // the caller uses OpenBLAS.
 bool matmul_f32_small(const float* x, int n, const float* w, int in, int out, float* y);
 
-// x_bf16: n rows of `in` bf16 values; w: out rows of `in` bf16 values; y: n x out floats.
-void matmul_bf16(const uint16_t* x_bf16, int n, const uint16_t* w, int in, int out, float* y);
+// Weight layouts. The AVX-512 kernels stream weights fastest when each group of 4 rows is stored
+// with their 64-byte chunks interleaved (see kernels.cpp). packs_*() says whether that layout is
+// used for a matrix of this shape on this CPU; pack_*() rewrites a row-major matrix in place;
+// packed_index() is where element (r, k) then lives (chunk: 32 for bf16, 64 for int8).
+bool packs_bf16(int in, int out);
+bool packs_int8(int in, int out);
+void pack_bf16(uint16_t* w, int in, int out);
+void pack_int8(int8_t* w, int in, int out);
+size_t packed_index(int in, int r, int k, int chunk);
+
+// x_bf16: n rows of `in` bf16 values; w: out rows of `in` bf16 values (packed if `packed`);
+// y: n x out floats.
+void matmul_bf16(const uint16_t* x_bf16, int n, const uint16_t* w, int in, int out, float* y, bool packed = false);
 
 // x_q: n rows of `in` int8 values with per-row scales xs; w: out rows of int8 with scales ws;
 // wsum: per weight row, the sum of its first in/64*64 int8 values (the unsigned-activation trick).
 void matmul_int8(const int8_t* x_q, const float* xs, int n, const int8_t* w, const float* ws, const int32_t* wsum, int in,
-                 int out, float* y);
+                 int out, float* y, bool packed = false);
 
 // Rounds n*in floats to bfloat16 (nearest even). `in` must be even.
 void to_bf16(const float* x, size_t count, uint16_t* out);

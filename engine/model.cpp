@@ -20,6 +20,7 @@ const char* weight_type_name(WeightType t) {
 
 void Linear::set(const std::vector<float>& m, WeightType t) {
     type = t;
+    packed = false;
     w.clear();
     w16.clear();
     w8.clear();
@@ -28,6 +29,8 @@ void Linear::set(const std::vector<float>& m, WeightType t) {
     } else if (t == WeightType::BF16) {
         w16.resize(m.size());
         to_bf16(m.data(), m.size(), w16.data());
+        packed = packs_bf16(in, out);
+        if (packed) pack_bf16(w16.data(), in, out);
     } else {
         w8.resize(m.size());
         scale.resize(size_t(out));
@@ -38,6 +41,8 @@ void Linear::set(const std::vector<float>& m, WeightType t) {
             for (int k = 0; k < in / 64 * 64; k++) s += w8[size_t(o) * in + k];  // what the VNNI kernel covers
             wsum[size_t(o)] = s;
         }
+        packed = packs_int8(in, out);
+        if (packed) pack_int8(w8.data(), in, out);
     }
 }
 
@@ -50,14 +55,14 @@ void Linear::apply(const float* x, int n, float* y) const {
         thread_local std::vector<uint16_t> xb;  // grows to the largest pass, then never again
         if (xb.size() < size_t(n) * in) xb.resize(size_t(n) * in);
         to_bf16(x, size_t(n) * in, xb.data());
-        matmul_bf16(xb.data(), n, w16.data(), in, out, y);
+        matmul_bf16(xb.data(), n, w16.data(), in, out, y, packed);
     } else {
         thread_local std::vector<int8_t> xq;
         thread_local std::vector<float> xs;
         if (xq.size() < size_t(n) * in) xq.resize(size_t(n) * in);
         if (xs.size() < size_t(n)) xs.resize(size_t(n));
         quantize_rows_int8(x, n, in, xq.data(), xs.data());
-        matmul_int8(xq.data(), xs.data(), n, w8.data(), scale.data(), wsum.data(), in, out, y);
+        matmul_int8(xq.data(), xs.data(), n, w8.data(), scale.data(), wsum.data(), in, out, y, packed);
     }
     if (!b.empty()) {
         for (int i = 0; i < n; i++) {
@@ -71,9 +76,9 @@ void Linear::row(int r, float* dst) const {
     const size_t off = size_t(r) * in;
     if (type == WeightType::F32) std::memcpy(dst, w.data() + off, size_t(in) * sizeof(float));
     else if (type == WeightType::BF16)
-        for (int k = 0; k < in; k++) dst[k] = bf16_to_f32(w16[off + k]);
+        for (int k = 0; k < in; k++) dst[k] = bf16_to_f32(w16[packed ? packed_index(in, r, k, 32) : off + k]);
     else
-        for (int k = 0; k < in; k++) dst[k] = w8[off + k] * scale[size_t(r)];
+        for (int k = 0; k < in; k++) dst[k] = w8[packed ? packed_index(in, r, k, 64) : off + k] * scale[size_t(r)];
 }
 
 size_t Linear::bytes() const {

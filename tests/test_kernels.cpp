@@ -90,6 +90,53 @@ INSTANTIATE_TEST_SUITE_P(Shapes, KernelShapes,
                                            std::make_tuple(32, 512, 130), std::make_tuple(3, 100, 7),
                                            std::make_tuple(33, 1536, 64)));
 
+// The interleaved 4-row layout must change where weights live, not what is computed: packed and
+// row-major kernels give identical floats, and row() (the tied embedding lookup) reads it back.
+TEST(PackedLayout, SameResultsAsRowMajor) {
+    const int n = 5, in = 192, out = 12;
+    Problem p(n, in, out);
+    if (!packs_bf16(in, out) || !packs_int8(in, out)) GTEST_SKIP() << "no AVX-512 kernels here: " << kernel_path_name();
+    std::vector<uint16_t> xb(size_t(n) * in), wb(size_t(out) * in);
+    to_bf16(p.x.data(), xb.size(), xb.data());
+    to_bf16(p.w.data(), wb.size(), wb.data());
+    std::vector<uint16_t> wbp = wb;
+    pack_bf16(wbp.data(), in, out);
+    EXPECT_NE(wb, wbp);
+    std::vector<float> y0(size_t(n) * out), y1(size_t(n) * out);
+    matmul_bf16(xb.data(), n, wb.data(), in, out, y0.data(), false);
+    matmul_bf16(xb.data(), n, wbp.data(), in, out, y1.data(), true);
+    EXPECT_EQ(y0, y1);
+
+    std::vector<int8_t> xq(size_t(n) * in), wq(size_t(out) * in);
+    std::vector<float> xs(n), ws(out);
+    quantize_rows_int8(p.x.data(), n, in, xq.data(), xs.data());
+    quantize_rows_int8(p.w.data(), out, in, wq.data(), ws.data());
+    std::vector<int32_t> wsum(out, 0);
+    for (int o = 0; o < out; o++)
+        for (int k = 0; k < in; k++) wsum[size_t(o)] += wq[size_t(o) * in + k];
+    std::vector<int8_t> wqp = wq;
+    pack_int8(wqp.data(), in, out);
+    matmul_int8(xq.data(), xs.data(), n, wq.data(), ws.data(), wsum.data(), in, out, y0.data(), false);
+    matmul_int8(xq.data(), xs.data(), n, wqp.data(), ws.data(), wsum.data(), in, out, y1.data(), true);
+    EXPECT_EQ(y0, y1);
+
+    for (WeightType t : {WeightType::BF16, WeightType::INT8}) {
+        Linear l;
+        l.in = in;
+        l.out = out;
+        l.set(p.w, t);
+        EXPECT_TRUE(l.packed);
+        std::vector<float> r(in);
+        for (int o : {0, 3, 4, 11}) {
+            l.row(o, r.data());
+            for (int k = 0; k < in; k++) {
+                const float want = t == WeightType::BF16 ? bf16_to_f32(wb[size_t(o) * in + k]) : wq[size_t(o) * in + k] * ws[o];
+                ASSERT_EQ(r[size_t(k)], want) << weight_type_name(t) << " row " << o << " col " << k;
+            }
+        }
+    }
+}
+
 TEST(WeightTypes, TinyModelLogitsStayClose) {
     SafeTensors ex = SafeTensors::open_file(FIXTURES_DIR "/tiny/expected.safetensors");
     const TensorView& ids64 = ex.get("ids");
