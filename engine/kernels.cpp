@@ -60,41 +60,39 @@ void quantize_rows_int8(const float* x, int n, int in, int8_t* q, float* scales)
     }
 }
 
-// ---- Packed weight layout ----
-// Rows are read four at a time. In the checkpoint's row-major order that is four short streams
-// (one row of a 1.5B layer is 1.5-3 KB), which the hardware prefetchers follow poorly; packing each
-// group of 4 rows so that their 64-byte chunks alternate (row 0 chunk 0, row 1 chunk 0, ..., row 0
-// chunk 1, ...) turns a group into one linear stream. Measured on the 2-core EPYC (2 threads, same
-// quarter hour): a one-token pass of the 1.5B shape went from 89 to 33-53 ms in INT8 and from 122
-// to 93-98 ms in BF16 (the spread is the VM's memory bandwidth moving under us).
-template <bool P, int CH>
-static inline size_t weight_index(int in, int o0, int a, int k) {
-    if (!P) return size_t(o0 + a) * in + k;
-    return size_t(o0) * in + size_t(k / CH) * 4 * CH + size_t(a) * CH + k % CH;
-}
+// ---- Panel layout (what the AVX-512 kernels read) ----
+// Weights are repacked at load into panels of 16 rows. Inside a panel, for each group of G
+// consecutive inputs (G = 2 for bf16, 4 for int8: what one 32-bit lane of vdpbf16ps / vpdpbusd
+// consumes), the 16 rows' G values sit side by side: 64 bytes, one zmm register, one output row
+// per lane. A pass then computes 16 outputs per register with the token's G inputs broadcast:
+// no horizontal sums at the end (which cost as much as the dot products themselves when `in` is
+// a few hundred), the same weight vector serves up to 6 tokens from registers, and each panel is
+// one long linear stream for the prefetchers (row-major rows of 1.5-3 KB read four at a time were
+// not). Measured on the 2-core EPYC, 2 threads: see README "Speed, measured here".
+constexpr int kPanel = 16;
 
-size_t packed_index(int in, int r, int k, int chunk) {
-    const int o0 = r / 4 * 4, a = r % 4;
-    return size_t(o0) * in + size_t(k / chunk) * 4 * chunk + size_t(a) * chunk + k % chunk;
+size_t panel_index(int in, int r, int k, int group) {
+    return size_t(r / kPanel) * kPanel * in + size_t(k / group) * kPanel * group + size_t(r % kPanel) * group + k % group;
 }
 
 template <typename T>
-static void pack_rows(T* w, int in, int out, int chunk) {
-    std::vector<T> tmp(size_t(4) * in);
-    for (int o0 = 0; o0 < out; o0 += 4) {
-        T* g = w + size_t(o0) * in;
-        std::memcpy(tmp.data(), g, tmp.size() * sizeof(T));
-        for (int a = 0; a < 4; a++)
-            for (int k = 0; k < in; k += chunk)
-                std::memcpy(g + size_t(k / chunk) * 4 * chunk + size_t(a) * chunk, tmp.data() + size_t(a) * in + k,
-                            chunk * sizeof(T));
+static void pack_panels(T* w, int in, int out, int group) {
+    std::vector<T> tmp(size_t(kPanel) * in);
+    for (int o0 = 0; o0 < out; o0 += kPanel) {
+        T* p = w + size_t(o0) * in;
+        std::memcpy(tmp.data(), p, tmp.size() * sizeof(T));
+        for (int r = 0; r < kPanel; r++)
+            for (int k = 0; k < in; k++) p[panel_index(in, r, k, group)] = tmp[size_t(r) * in + k];
     }
 }
 
-bool packs_bf16(int in, int out) { return cpu_features().avx512bf16 && in % 32 == 0 && out % 4 == 0; }
-bool packs_int8(int in, int out) { return cpu_features().avx512vnni && in % 64 == 0 && out % 4 == 0; }
-void pack_bf16(uint16_t* w, int in, int out) { pack_rows(w, in, out, 32); }
-void pack_int8(int8_t* w, int in, int out) { pack_rows(w, in, out, 64); }
+bool packs_bf16(int in, int out) { return cpu_features().avx512bf16 && in % 2 == 0 && out % kPanel == 0; }
+bool packs_int8(int in, int out) { return cpu_features().avx512vnni && in % 4 == 0 && out % kPanel == 0; }
+void pack_bf16(uint16_t* w, int in, int out) { pack_panels(w, in, out, 2); }
+void pack_int8(int8_t* w, int in, int out) { pack_panels(w, in, out, 4); }
+
+// Register tile: RP panels (RP*16 outputs) x RT tokens, RP*RT accumulators.
+constexpr int kTilePanels = 4, kTileTokens = 6;
 
 // ---- BF16 ----
 
@@ -103,7 +101,7 @@ void pack_int8(int8_t* w, int in, int out) { pack_rows(w, in, out, 64); }
 // it, so the weights stream from memory once per pass whatever the token count.
 #define FDL_AVX512_BF16 __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl")))
 
-template <int RO, int RT, bool P>
+template <int RO, int RT>
 FDL_AVX512_BF16 static inline void bf16_tile(const uint16_t* w, const uint16_t* x, int in, int in32, int out, int o0,
                                              int t0, float* y) {
     __m512 acc[RO][RT];
@@ -113,7 +111,7 @@ FDL_AVX512_BF16 static inline void bf16_tile(const uint16_t* w, const uint16_t* 
         __m512bh xv[RT];
         for (int b = 0; b < RT; b++) xv[b] = (__m512bh)_mm512_loadu_si512(x + size_t(t0 + b) * in + k);
         for (int a = 0; a < RO; a++) {
-            const __m512bh wv = (__m512bh)_mm512_loadu_si512(w + weight_index<P, 32>(in, o0, a, k));
+            const __m512bh wv = (__m512bh)_mm512_loadu_si512(w + size_t(o0 + a) * in + k);
             for (int b = 0; b < RT; b++) acc[a][b] = _mm512_dpbf16_ps(acc[a][b], wv, xv[b]);
         }
     }
@@ -125,31 +123,72 @@ FDL_AVX512_BF16 static inline void bf16_tile(const uint16_t* w, const uint16_t* 
         }
 }
 
-template <int RO, bool P>
+template <int RO>
 FDL_AVX512_BF16 static inline void bf16_rows(const uint16_t* w, const uint16_t* x, int n, int in, int in32, int out, int o0,
                                              float* y) {
     int t0 = 0;
-    for (; t0 + 4 <= n; t0 += 4) bf16_tile<RO, 4, P>(w, x, in, in32, out, o0, t0, y);
+    for (; t0 + 4 <= n; t0 += 4) bf16_tile<RO, 4>(w, x, in, in32, out, o0, t0, y);
     switch (n - t0) {
-        case 3: bf16_tile<RO, 3, P>(w, x, in, in32, out, o0, t0, y); break;
-        case 2: bf16_tile<RO, 2, P>(w, x, in, in32, out, o0, t0, y); break;
-        case 1: bf16_tile<RO, 1, P>(w, x, in, in32, out, o0, t0, y); break;
+        case 3: bf16_tile<RO, 3>(w, x, in, in32, out, o0, t0, y); break;
+        case 2: bf16_tile<RO, 2>(w, x, in, in32, out, o0, t0, y); break;
+        case 1: bf16_tile<RO, 1>(w, x, in, in32, out, o0, t0, y); break;
         default: break;
     }
 }
 
-FDL_AVX512_BF16 static void matmul_bf16_avx512(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y,
-                                               bool packed) {
+FDL_AVX512_BF16 static void matmul_bf16_avx512(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
     const int in32 = in / 32 * 32;
     const int out4 = out / 4 * 4;
-    if (packed) {
 #pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
-        for (int o0 = 0; o0 < out; o0 += 4) bf16_rows<4, true>(w, x, n, in, in32, out, o0, y);
-        return;
+    for (int o0 = 0; o0 < out4; o0 += 4) bf16_rows<4>(w, x, n, in, in32, out, o0, y);
+    for (int o0 = out4; o0 < out; o0++) bf16_rows<1>(w, x, n, in, in32, out, o0, y);
+}
+
+template <int RP, int RT>
+FDL_AVX512_BF16 static inline void bf16_panel_tile(const uint16_t* w, const uint16_t* x, int in, int out, int o0, int t0,
+                                                   float* y) {
+    __m512 acc[RP][RT];
+    for (int p = 0; p < RP; p++)
+        for (int t = 0; t < RT; t++) acc[p][t] = _mm512_setzero_ps();
+    const uint16_t* wp = w + size_t(o0) * in;
+    const size_t pstride = size_t(kPanel) * in;  // elements per panel
+    for (int k = 0; k < in; k += 2) {
+        __m512bh wv[RP];
+        for (int p = 0; p < RP; p++) wv[p] = (__m512bh)_mm512_loadu_si512(wp + p * pstride + size_t(k) * kPanel);
+        for (int t = 0; t < RT; t++) {
+            uint32_t pair;
+            std::memcpy(&pair, x + size_t(t0 + t) * in + k, 4);
+            const __m512bh xv = (__m512bh)_mm512_set1_epi32(int(pair));
+            for (int p = 0; p < RP; p++) acc[p][t] = _mm512_dpbf16_ps(acc[p][t], wv[p], xv);
+        }
     }
+    for (int t = 0; t < RT; t++)
+        for (int p = 0; p < RP; p++) _mm512_storeu_ps(y + size_t(t0 + t) * out + o0 + p * kPanel, acc[p][t]);
+}
+
+template <int RP>
+FDL_AVX512_BF16 static inline void bf16_panel_tokens(const uint16_t* w, const uint16_t* x, int n, int in, int out, int o0,
+                                                     float* y) {
+    int t0 = 0;
+    for (; t0 + kTileTokens <= n; t0 += kTileTokens) bf16_panel_tile<RP, kTileTokens>(w, x, in, out, o0, t0, y);
+    switch (n - t0) {
+        case 5: bf16_panel_tile<RP, 5>(w, x, in, out, o0, t0, y); break;
+        case 4: bf16_panel_tile<RP, 4>(w, x, in, out, o0, t0, y); break;
+        case 3: bf16_panel_tile<RP, 3>(w, x, in, out, o0, t0, y); break;
+        case 2: bf16_panel_tile<RP, 2>(w, x, in, out, o0, t0, y); break;
+        case 1: bf16_panel_tile<RP, 1>(w, x, in, out, o0, t0, y); break;
+        default: break;
+    }
+}
+
+FDL_AVX512_BF16 static void matmul_bf16_panels(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
+    // Work units: whole tiles of 4 panels, then the single panels left over (all in parallel).
+    const int groups = out / (kPanel * kTilePanels), units = groups + (out - groups * kPanel * kTilePanels) / kPanel;
 #pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
-    for (int o0 = 0; o0 < out4; o0 += 4) bf16_rows<4, false>(w, x, n, in, in32, out, o0, y);
-    for (int o0 = out4; o0 < out; o0++) bf16_rows<1, false>(w, x, n, in, in32, out, o0, y);
+    for (int u = 0; u < units; u++) {
+        if (u < groups) bf16_panel_tokens<kTilePanels>(w, x, n, in, out, u * kPanel * kTilePanels, y);
+        else bf16_panel_tokens<1>(w, x, n, in, out, (groups * kTilePanels + u - groups) * kPanel, y);
+    }
 }
 
 // ---- F32 for small token counts ----
@@ -218,8 +257,9 @@ static void matmul_bf16_portable(const uint16_t* x, int n, const uint16_t* w, in
 }
 
 void matmul_bf16(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y, bool packed) {
-    if (cpu_features().avx512bf16) matmul_bf16_avx512(x, n, w, in, out, y, packed);
-    else matmul_bf16_portable(x, n, w, in, out, y);  // never packed: see packs_bf16()
+    if (packed) matmul_bf16_panels(x, n, w, in, out, y);  // only ever packed when the CPU has AVX512-BF16
+    else if (cpu_features().avx512bf16) matmul_bf16_avx512(x, n, w, in, out, y);
+    else matmul_bf16_portable(x, n, w, in, out, y);
 }
 
 // ---- INT8 ----
@@ -228,7 +268,7 @@ void matmul_bf16(const uint16_t* x, int n, const uint16_t* w, int in, int out, f
 // extra 128 * sum(w) is subtracted afterwards. Same tiling as BF16.
 #define FDL_AVX512_VNNI __attribute__((target("avx512f,avx512vnni,avx512bw,avx512vl")))
 
-template <int RO, int RT, bool P>
+template <int RO, int RT>
 FDL_AVX512_VNNI static inline void int8_tile(const int8_t* w, const uint8_t* xu, const int8_t* x, const float* xs,
                                              const float* ws, const int32_t* wsum, int in, int in64, int out, int o0,
                                              int t0, float* y) {
@@ -239,7 +279,7 @@ FDL_AVX512_VNNI static inline void int8_tile(const int8_t* w, const uint8_t* xu,
         __m512i xv[RT];
         for (int b = 0; b < RT; b++) xv[b] = _mm512_loadu_si512(xu + size_t(t0 + b) * in + k);
         for (int a = 0; a < RO; a++) {
-            const __m512i wv = _mm512_loadu_si512(w + weight_index<P, 64>(in, o0, a, k));
+            const __m512i wv = _mm512_loadu_si512(w + size_t(o0 + a) * in + k);
             for (int b = 0; b < RT; b++) acc[a][b] = _mm512_dpbusd_epi32(acc[a][b], xv[b], wv);
         }
     }
@@ -254,33 +294,215 @@ FDL_AVX512_VNNI static inline void int8_tile(const int8_t* w, const uint8_t* xu,
         }
 }
 
-template <int RO, bool P>
+template <int RO>
 FDL_AVX512_VNNI static inline void int8_rows(const int8_t* w, const uint8_t* xu, const int8_t* x, const float* xs,
                                              const float* ws, const int32_t* wsum, int n, int in, int in64, int out,
                                              int o0, float* y) {
     int t0 = 0;
-    for (; t0 + 4 <= n; t0 += 4) int8_tile<RO, 4, P>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y);
+    for (; t0 + 4 <= n; t0 += 4) int8_tile<RO, 4>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y);
     switch (n - t0) {
-        case 3: int8_tile<RO, 3, P>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y); break;
-        case 2: int8_tile<RO, 2, P>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y); break;
-        case 1: int8_tile<RO, 1, P>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y); break;
+        case 3: int8_tile<RO, 3>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y); break;
+        case 2: int8_tile<RO, 2>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y); break;
+        case 1: int8_tile<RO, 1>(w, xu, x, xs, ws, wsum, in, in64, out, o0, t0, y); break;
         default: break;
     }
 }
 
 FDL_AVX512_VNNI static void matmul_int8_vnni(const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws,
-                                             const int32_t* wsum, int in, int out, float* y, const uint8_t* xu,
-                                             bool packed) {
+                                             const int32_t* wsum, int in, int out, float* y, const uint8_t* xu) {
     const int in64 = in / 64 * 64;
     const int out4 = out / 4 * 4;
-    if (packed) {
 #pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
-        for (int o0 = 0; o0 < out; o0 += 4) int8_rows<4, true>(w, xu, x, xs, ws, wsum, n, in, in64, out, o0, y);
+    for (int o0 = 0; o0 < out4; o0 += 4) int8_rows<4>(w, xu, x, xs, ws, wsum, n, in, in64, out, o0, y);
+    for (int o0 = out4; o0 < out; o0++) int8_rows<1>(w, xu, x, xs, ws, wsum, n, in, in64, out, o0, y);
+}
+
+// Panel form of the same: the token's 4 unsigned inputs are broadcast, the 16 rows' 4 signed
+// weights fill the register; wsum must then cover all of `in`.
+template <int RP, int RT>
+FDL_AVX512_VNNI static inline void int8_panel_tile(const int8_t* w, const uint8_t* xu, const float* xs, const float* ws,
+                                                   const int32_t* wsum, int in, int out, int o0, int t0, float* y) {
+    __m512i acc[RP][RT];
+    for (int p = 0; p < RP; p++)
+        for (int t = 0; t < RT; t++) acc[p][t] = _mm512_setzero_si512();
+    const int8_t* wp = w + size_t(o0) * in;
+    const size_t pstride = size_t(kPanel) * in;
+    for (int k = 0; k < in; k += 4) {
+        __m512i wv[RP];
+        for (int p = 0; p < RP; p++) wv[p] = _mm512_loadu_si512(wp + p * pstride + size_t(k) * kPanel);
+        for (int t = 0; t < RT; t++) {
+            uint32_t quad;
+            std::memcpy(&quad, xu + size_t(t0 + t) * in + k, 4);
+            const __m512i xv = _mm512_set1_epi32(int(quad));
+            for (int p = 0; p < RP; p++) acc[p][t] = _mm512_dpbusd_epi32(acc[p][t], xv, wv[p]);
+        }
+    }
+    const __m512i c128 = _mm512_set1_epi32(128);
+    for (int p = 0; p < RP; p++) {
+        const int o = o0 + p * kPanel;
+        const __m512i corr = _mm512_mullo_epi32(c128, _mm512_loadu_si512(wsum + o));
+        const __m512 scale = _mm512_loadu_ps(ws + o);
+        for (int t = 0; t < RT; t++) {
+            const __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[p][t], corr));
+            _mm512_storeu_ps(y + size_t(t0 + t) * out + o, _mm512_mul_ps(v, _mm512_mul_ps(scale, _mm512_set1_ps(xs[t0 + t]))));
+        }
+    }
+}
+
+template <int RP>
+FDL_AVX512_VNNI static inline void int8_panel_tokens(const int8_t* w, const uint8_t* xu, const float* xs, const float* ws,
+                                                     const int32_t* wsum, int n, int in, int out, int o0, float* y) {
+    int t0 = 0;
+    for (; t0 + kTileTokens <= n; t0 += kTileTokens) int8_panel_tile<RP, kTileTokens>(w, xu, xs, ws, wsum, in, out, o0, t0, y);
+    switch (n - t0) {
+        case 5: int8_panel_tile<RP, 5>(w, xu, xs, ws, wsum, in, out, o0, t0, y); break;
+        case 4: int8_panel_tile<RP, 4>(w, xu, xs, ws, wsum, in, out, o0, t0, y); break;
+        case 3: int8_panel_tile<RP, 3>(w, xu, xs, ws, wsum, in, out, o0, t0, y); break;
+        case 2: int8_panel_tile<RP, 2>(w, xu, xs, ws, wsum, in, out, o0, t0, y); break;
+        case 1: int8_panel_tile<RP, 1>(w, xu, xs, ws, wsum, in, out, o0, t0, y); break;
+        default: break;
+    }
+}
+
+FDL_AVX512_VNNI static void matmul_int8_panels(const float* xs, int n, const int8_t* w, const float* ws,
+                                               const int32_t* wsum, int in, int out, float* y, const uint8_t* xu) {
+    const int groups = out / (kPanel * kTilePanels), units = groups + (out - groups * kPanel * kTilePanels) / kPanel;
+#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
+    for (int u = 0; u < units; u++) {
+        if (u < groups) int8_panel_tokens<kTilePanels>(w, xu, xs, ws, wsum, n, in, out, u * kPanel * kTilePanels, y);
+        else int8_panel_tokens<1>(w, xu, xs, ws, wsum, n, in, out, (groups * kTilePanels + u - groups) * kPanel, y);
+    }
+}
+
+// ---- Attention and SwiGLU ----
+
+// exp(x) for 16 floats: x = n ln2 + f with |f| <= ln2/2 (Cody-Waite: ln2 in two parts so f keeps
+// its precision for large |x|), e^f by its degree-7 Taylor polynomial (truncation below 1e-8
+// relative), times 2^n. Within a few float ulps of expf.
+FDL_AVX512F static inline __m512 exp_avx512(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.0f)), _mm512_set1_ps(-103.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 f = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+    f = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), f);
+    __m512 p = _mm512_set1_ps(1.0f / 5040);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 720));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 120));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 24));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f / 6));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.5f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(p, n);
+}
+
+FDL_AVX512F static void silu_mul_avx512(float* g, const float* u, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 gv = _mm512_loadu_ps(g + i);
+        const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), gv));
+        const __m512 sg = _mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+        _mm512_storeu_ps(g + i, _mm512_mul_ps(sg, _mm512_loadu_ps(u + i)));
+    }
+    for (; i < n; i++) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+void silu_mul(float* g, const float* u, size_t n) {
+    if (cpu_features().avx512f) {
+        constexpr size_t chunk = 16384;
+#pragma omp parallel for schedule(static) if (n > 4 * chunk)
+        for (size_t i = 0; i < n; i += chunk) silu_mul_avx512(g + i, u + i, std::min(chunk, n - i));
         return;
     }
-#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
-    for (int o0 = 0; o0 < out4; o0 += 4) int8_rows<4, false>(w, xu, x, xs, ws, wsum, n, in, in64, out, o0, y);
-    for (int o0 = out4; o0 < out; o0++) int8_rows<1, false>(w, xu, x, xs, ws, wsum, n, in, in64, out, o0, y);
+    for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
+FDL_AVX512F static float exp_sum_avx512(float* s, int len, float mx) {
+    const __m512 m = _mm512_set1_ps(mx);
+    __m512 acc = _mm512_setzero_ps();
+    int j = 0;
+    for (; j + 16 <= len; j += 16) {
+        const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(s + j), m));
+        _mm512_storeu_ps(s + j, e);
+        acc = _mm512_add_ps(acc, e);
+    }
+    if (j < len) {
+        const __mmask16 k = __mmask16((1u << (len - j)) - 1);
+        const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, s + j), m));
+        _mm512_mask_storeu_ps(s + j, k, e);
+        acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(k, e));
+    }
+    return _mm512_reduce_add_ps(acc);
+}
+
+template <int HD>
+FDL_AVX512F static void attend_row_avx512(const float* q, const float* K, const float* V, size_t stride, int len,
+                                          float scale, float* s, float* o) {
+    constexpr int C = HD / 16;
+    __m512 qv[C];
+    for (int c = 0; c < C; c++) qv[c] = _mm512_loadu_ps(q + 16 * c);
+    float mx = -INFINITY;
+    int j = 0;
+    for (; j + 2 <= len; j += 2) {  // two keys at a time: two independent chains
+        const float* k0 = K + size_t(j) * stride;
+        const float* k1 = k0 + stride;
+        __m512 a0 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k0)), a1 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k1));
+        for (int c = 1; c < C; c++) {
+            a0 = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(k0 + 16 * c), a0);
+            a1 = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(k1 + 16 * c), a1);
+        }
+        s[j] = _mm512_reduce_add_ps(a0) * scale;
+        s[j + 1] = _mm512_reduce_add_ps(a1) * scale;
+        mx = std::max(mx, std::max(s[j], s[j + 1]));
+    }
+    for (; j < len; j++) {
+        const float* k0 = K + size_t(j) * stride;
+        __m512 a0 = _mm512_mul_ps(qv[0], _mm512_loadu_ps(k0));
+        for (int c = 1; c < C; c++) a0 = _mm512_fmadd_ps(qv[c], _mm512_loadu_ps(k0 + 16 * c), a0);
+        s[j] = _mm512_reduce_add_ps(a0) * scale;
+        mx = std::max(mx, s[j]);
+    }
+    const float inv = 1.0f / exp_sum_avx512(s, len, mx);
+    __m512 ov[C];
+    for (int c = 0; c < C; c++) ov[c] = _mm512_setzero_ps();
+    for (j = 0; j < len; j++) {
+        const float* vr = V + size_t(j) * stride;
+        const __m512 wv = _mm512_set1_ps(s[j] * inv);
+        for (int c = 0; c < C; c++) ov[c] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(vr + 16 * c), ov[c]);
+    }
+    for (int c = 0; c < C; c++) _mm512_storeu_ps(o + 16 * c, ov[c]);
+}
+
+static void attend_row_portable(const float* q, const float* K, const float* V, size_t stride, int len, int hd,
+                                float scale, float* s, float* o) {
+    float mx = -INFINITY;
+    for (int j = 0; j < len; j++) {
+        const float* kr = K + size_t(j) * stride;
+        float d = 0;
+#pragma omp simd reduction(+ : d)  // lets the compiler vectorise the float sum
+        for (int t = 0; t < hd; t++) d += q[t] * kr[t];
+        s[j] = d * scale;
+        mx = std::max(mx, s[j]);
+    }
+    float sum = 0;
+    for (int j = 0; j < len; j++) {
+        s[j] = std::exp(s[j] - mx);
+        sum += s[j];
+    }
+    const float inv = 1.0f / sum;
+    for (int t = 0; t < hd; t++) o[t] = 0;
+    for (int j = 0; j < len; j++) {
+        const float* vr = V + size_t(j) * stride;
+        const float w = s[j] * inv;
+        for (int t = 0; t < hd; t++) o[t] += w * vr[t];
+    }
+}
+
+void attend_row(const float* q, const float* K, const float* V, size_t stride, int len, int hd, float scale, float* s,
+                float* o) {
+    if (cpu_features().avx512f && hd == 64) attend_row_avx512<64>(q, K, V, stride, len, scale, s, o);
+    else if (cpu_features().avx512f && hd == 128) attend_row_avx512<128>(q, K, V, stride, len, scale, s, o);
+    else attend_row_portable(q, K, V, stride, len, hd, scale, s, o);
 }
 
 void matmul_int8(const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws, const int32_t* wsum, int in,
@@ -289,7 +511,8 @@ void matmul_int8(const int8_t* x, const float* xs, int n, const int8_t* w, const
         thread_local std::vector<uint8_t> xu;
         xu.resize(size_t(n) * in);
         for (size_t i = 0; i < xu.size(); i++) xu[i] = uint8_t(int(x[i]) + 128);
-        matmul_int8_vnni(x, xs, n, w, ws, wsum, in, out, y, xu.data(), packed);
+        if (packed) matmul_int8_panels(xs, n, w, ws, wsum, in, out, y, xu.data());
+        else matmul_int8_vnni(x, xs, n, w, ws, wsum, in, out, y, xu.data());
         return;
     }
 #pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))

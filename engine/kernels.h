@@ -19,24 +19,33 @@ const char* kernel_path_name();  // "avx512-bf16", "avx2", ... (what the BF16/IN
 // the caller uses OpenBLAS.
 bool matmul_f32_small(const float* x, int n, const float* w, int in, int out, float* y);
 
-// Weight layouts. The AVX-512 kernels stream weights fastest when each group of 4 rows is stored
-// with their 64-byte chunks interleaved (see kernels.cpp). packs_*() says whether that layout is
-// used for a matrix of this shape on this CPU; pack_*() rewrites a row-major matrix in place;
-// packed_index() is where element (r, k) then lives (chunk: 32 for bf16, 64 for int8).
+// Weight layouts. The AVX-512 kernels read weights repacked into panels of 16 rows (see
+// kernels.cpp). packs_*() says whether that layout is used for a matrix of this shape on this CPU;
+// pack_*() rewrites a row-major matrix in place; panel_index() is where element (r, k) then lives
+// (group: 2 for bf16, 4 for int8). Packed INT8 needs wsum over all `in` inputs.
 bool packs_bf16(int in, int out);
 bool packs_int8(int in, int out);
 void pack_bf16(uint16_t* w, int in, int out);
 void pack_int8(int8_t* w, int in, int out);
-size_t packed_index(int in, int r, int k, int chunk);
+size_t panel_index(int in, int r, int k, int group);
 
 // x_bf16: n rows of `in` bf16 values; w: out rows of `in` bf16 values (packed if `packed`);
 // y: n x out floats.
 void matmul_bf16(const uint16_t* x_bf16, int n, const uint16_t* w, int in, int out, float* y, bool packed = false);
 
 // x_q: n rows of `in` int8 values with per-row scales xs; w: out rows of int8 with scales ws;
-// wsum: per weight row, the sum of its first in/64*64 int8 values (the unsigned-activation trick).
+// wsum: per weight row, the sum of its first in/64*64 int8 values (the unsigned-activation trick;
+// all `in` values when packed).
 void matmul_int8(const int8_t* x_q, const float* xs, int n, const int8_t* w, const float* ws, const int32_t* wsum, int in,
                  int out, float* y, bool packed = false);
+
+// One query row of attention: o[hd] = softmax(scale * q . K[j]) . V[j] over keys j < len, where
+// key j's vectors start at K + j*stride and V + j*stride; s: scratch for len scores.
+void attend_row(const float* q, const float* K, const float* V, size_t stride, int len, int hd, float scale, float* s,
+                float* o);
+
+// SwiGLU's elementwise part: g[i] = silu(g[i]) * u[i].
+void silu_mul(float* g, const float* u, size_t n);
 
 // Rounds n*in floats to bfloat16 (nearest even). `in` must be even.
 void to_bf16(const float* x, size_t count, uint16_t* out);

@@ -36,12 +36,13 @@ void Linear::set(const std::vector<float>& m, WeightType t) {
         scale.resize(size_t(out));
         wsum.resize(size_t(out));
         quantize_rows_int8(m.data(), out, in, w8.data(), scale.data());
+        packed = packs_int8(in, out);
+        const int covered = packed ? in : in / 64 * 64;  // what the VNNI kernel covers
         for (int o = 0; o < out; o++) {
             int32_t s = 0;
-            for (int k = 0; k < in / 64 * 64; k++) s += w8[size_t(o) * in + k];  // what the VNNI kernel covers
+            for (int k = 0; k < covered; k++) s += w8[size_t(o) * in + k];
             wsum[size_t(o)] = s;
         }
-        packed = packs_int8(in, out);
         if (packed) pack_int8(w8.data(), in, out);
     }
 }
@@ -76,9 +77,9 @@ void Linear::row(int r, float* dst) const {
     const size_t off = size_t(r) * in;
     if (type == WeightType::F32) std::memcpy(dst, w.data() + off, size_t(in) * sizeof(float));
     else if (type == WeightType::BF16)
-        for (int k = 0; k < in; k++) dst[k] = bf16_to_f32(w16[packed ? packed_index(in, r, k, 32) : off + k]);
+        for (int k = 0; k < in; k++) dst[k] = bf16_to_f32(w16[packed ? panel_index(in, r, k, 2) : off + k]);
     else
-        for (int k = 0; k < in; k++) dst[k] = w8[packed ? packed_index(in, r, k, 64) : off + k] * scale[size_t(r)];
+        for (int k = 0; k < in; k++) dst[k] = w8[packed ? panel_index(in, r, k, 4) : off + k] * scale[size_t(r)];
 }
 
 size_t Linear::bytes() const {
@@ -284,15 +285,26 @@ void Model::ensure_scratch(int n) {
     scratch_n_ = n;
 }
 
-// Rotary embedding, HF Qwen2 convention (rotate_half: pairs i and i + d/2).
-static void apply_rope(float* x, int n, int heads, int hd, int pos0, const std::vector<double>& inv_freq) {
+// Rotary embedding, HF Qwen2 convention (rotate_half: pairs i and i + d/2). The cos/sin table of
+// the pass's positions is made once per forward and shared by every layer's q and k.
+static void rope_table(int n, int pos0, const std::vector<double>& inv_freq, std::vector<float>& cs, std::vector<float>& sn) {
+    const size_t half = inv_freq.size();
+    cs.resize(size_t(n) * half);
+    sn.resize(size_t(n) * half);
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < half; j++) {
+            const double a = double(pos0 + i) * inv_freq[j];
+            cs[size_t(i) * half + j] = float(std::cos(a));
+            sn[size_t(i) * half + j] = float(std::sin(a));
+        }
+}
+
+static void apply_rope(float* x, int n, int heads, int hd, const std::vector<float>& cos_t, const std::vector<float>& sin_t) {
     const int half = hd / 2;
 #pragma omp parallel for if (long(n) * heads * hd > kParallelWork)
     for (int i = 0; i < n; i++) {
-        const double pos = pos0 + i;
         for (int j = 0; j < half; j++) {
-            const double a = pos * inv_freq[size_t(j)];
-            const float cs = float(std::cos(a)), sn = float(std::sin(a));
+            const float cs = cos_t[size_t(i) * half + j], sn = sin_t[size_t(i) * half + j];
             for (int h = 0; h < heads; h++) {
                 float* v = x + (size_t(i) * heads + h) * hd;
                 const float x0 = v[j], x1 = v[j + half];
@@ -319,30 +331,9 @@ void Model::attention(KVCache& cache, int layer, const Pass& p) {
             if (p.mask == AttnMask::Causal) limit = std::min(limit, pos + 1);
             else if (p.mask == AttnMask::BlockCausal) limit = std::min(limit, (pos / p.block + 1) * p.block);
             float* s = rows_.data() + size_t(omp_get_thread_num()) * p.attend_len;
-            const float* q = q_.data() + (size_t(i) * heads + h) * hd;
-            const int kvh = h / group;
-            float mx = -INFINITY;
-            for (int j = 0; j < limit; j++) {
-                const float* kr = K + size_t(j) * kvd + size_t(kvh) * hd;
-                float d = 0;
-#pragma omp simd reduction(+ : d)  // lets the compiler vectorise the float sum
-                for (int t = 0; t < hd; t++) d += q[t] * kr[t];
-                s[j] = d * scale;
-                mx = std::max(mx, s[j]);
-            }
-            float sum = 0;
-            for (int j = 0; j < limit; j++) {
-                s[j] = std::exp(s[j] - mx);
-                sum += s[j];
-            }
-            const float inv = 1.0f / sum;
-            float* o = att_.data() + (size_t(i) * heads + h) * hd;
-            for (int t = 0; t < hd; t++) o[t] = 0;
-            for (int j = 0; j < limit; j++) {
-                const float* vr = V + size_t(j) * kvd + size_t(kvh) * hd;
-                const float w = s[j] * inv;
-                for (int t = 0; t < hd; t++) o[t] += w * vr[t];
-            }
+            const size_t kvoff = size_t(h / group) * hd;
+            attend_row(q_.data() + (size_t(i) * heads + h) * hd, K + kvoff, V + kvoff, size_t(kvd), limit, hd, scale, s,
+                       att_.data() + (size_t(i) * heads + h) * hd);
         }
     }
 }
@@ -364,14 +355,15 @@ void Model::forward(KVCache& cache, const Pass& p, float* logits) {
                         std::to_string(c.vocab_size - 1) + ")");
         embed_.row(t, x_.data() + size_t(i) * H);
     }
+    rope_table(n, p.pos0, inv_freq_, rope_cos_, rope_sin_);
     for (int l = 0; l < c.num_layers; l++) {
         const LayerWeights& L = layers_[size_t(l)];
         rmsnorm(x_.data(), L.attn_norm.data(), h_.data(), n, H, c.rms_norm_eps);
         L.q.apply(h_.data(), n, q_.data());
         L.k.apply(h_.data(), n, k_.data());
         L.v.apply(h_.data(), n, v_.data());
-        apply_rope(q_.data(), n, c.num_heads, c.head_dim, p.pos0, inv_freq_);
-        apply_rope(k_.data(), n, c.num_kv_heads, c.head_dim, p.pos0, inv_freq_);
+        apply_rope(q_.data(), n, c.num_heads, c.head_dim, rope_cos_, rope_sin_);
+        apply_rope(k_.data(), n, c.num_kv_heads, c.head_dim, rope_cos_, rope_sin_);
         for (int i = 0; i < n; i++) {
             std::memcpy(cache.k_row(l, p.pos0 + i), k_.data() + size_t(i) * kvd, size_t(kvd) * sizeof(float));
             std::memcpy(cache.v_row(l, p.pos0 + i), v_.data() + size_t(i) * kvd, size_t(kvd) * sizeof(float));
@@ -383,11 +375,7 @@ void Model::forward(KVCache& cache, const Pass& p, float* logits) {
         L.gate.apply(h_.data(), n, gate_.data());
         L.up.apply(h_.data(), n, up_.data());
         const size_t m = size_t(n) * c.intermediate_size;
-#pragma omp parallel for if (long(m) > kParallelWork)
-        for (size_t i = 0; i < m; i++) {
-            const float g = gate_[i];
-            gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
-        }
+        silu_mul(gate_.data(), up_.data(), m);
         L.down.apply(gate_.data(), n, h_.data());
         for (size_t i = 0; i < size_t(n) * H; i++) x_[i] += h_[i];
     }

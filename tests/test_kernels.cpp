@@ -88,14 +88,22 @@ TEST_P(KernelShapes, F32MatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Shapes, KernelShapes,
                          ::testing::Values(std::make_tuple(1, 64, 64), std::make_tuple(8, 256, 96),
                                            std::make_tuple(32, 512, 130), std::make_tuple(3, 100, 7),
-                                           std::make_tuple(33, 1536, 64)));
+                                           std::make_tuple(33, 1536, 64), std::make_tuple(13, 688, 272),
+                                           std::make_tuple(6, 2, 16)));
 
-// The interleaved 4-row layout must change where weights live, not what is computed: packed and
-// row-major kernels give identical floats, and row() (the tied embedding lookup) reads it back.
+// The panel layout must change where weights live, not what is computed: packed and row-major
+// kernels agree (up to float summation order), and row() (the tied embedding lookup) reads the
+// packed weights back exactly. 80 outputs = one tile of 4 panels + one single panel; 7 tokens =
+// one group of 6 + 1.
 TEST(PackedLayout, SameResultsAsRowMajor) {
-    const int n = 5, in = 192, out = 12;
+    const int n = 7, in = 192, out = 80;
     Problem p(n, in, out);
     if (!packs_bf16(in, out) || !packs_int8(in, out)) GTEST_SKIP() << "no AVX-512 kernels here: " << kernel_path_name();
+    auto expect_close = [](const std::vector<float>& a, const std::vector<float>& b, const char* what) {
+        double mx = 0;
+        for (float v : a) mx = std::max(mx, double(std::fabs(v)));
+        for (size_t i = 0; i < a.size(); i++) ASSERT_NEAR(a[i], b[i], 1e-5 * mx) << what << " at " << i;
+    };
     std::vector<uint16_t> xb(size_t(n) * in), wb(size_t(out) * in);
     to_bf16(p.x.data(), xb.size(), xb.data());
     to_bf16(p.w.data(), wb.size(), wb.data());
@@ -105,20 +113,20 @@ TEST(PackedLayout, SameResultsAsRowMajor) {
     std::vector<float> y0(size_t(n) * out), y1(size_t(n) * out);
     matmul_bf16(xb.data(), n, wb.data(), in, out, y0.data(), false);
     matmul_bf16(xb.data(), n, wbp.data(), in, out, y1.data(), true);
-    EXPECT_EQ(y0, y1);
+    expect_close(y0, y1, "bf16");
 
     std::vector<int8_t> xq(size_t(n) * in), wq(size_t(out) * in);
     std::vector<float> xs(n), ws(out);
     quantize_rows_int8(p.x.data(), n, in, xq.data(), xs.data());
     quantize_rows_int8(p.w.data(), out, in, wq.data(), ws.data());
-    std::vector<int32_t> wsum(out, 0);
+    std::vector<int32_t> wsum(out, 0);  // in is a multiple of 64: the same sums serve both layouts
     for (int o = 0; o < out; o++)
         for (int k = 0; k < in; k++) wsum[size_t(o)] += wq[size_t(o) * in + k];
     std::vector<int8_t> wqp = wq;
     pack_int8(wqp.data(), in, out);
     matmul_int8(xq.data(), xs.data(), n, wq.data(), ws.data(), wsum.data(), in, out, y0.data(), false);
     matmul_int8(xq.data(), xs.data(), n, wqp.data(), ws.data(), wsum.data(), in, out, y1.data(), true);
-    EXPECT_EQ(y0, y1);
+    expect_close(y0, y1, "int8");
 
     for (WeightType t : {WeightType::BF16, WeightType::INT8}) {
         Linear l;
@@ -127,11 +135,58 @@ TEST(PackedLayout, SameResultsAsRowMajor) {
         l.set(p.w, t);
         EXPECT_TRUE(l.packed);
         std::vector<float> r(in);
-        for (int o : {0, 3, 4, 11}) {
+        for (int o : {0, 15, 16, 63, 64, 79}) {
             l.row(o, r.data());
             for (int k = 0; k < in; k++) {
                 const float want = t == WeightType::BF16 ? bf16_to_f32(wb[size_t(o) * in + k]) : wq[size_t(o) * in + k] * ws[o];
                 ASSERT_EQ(r[size_t(k)], want) << weight_type_name(t) << " row " << o << " col " << k;
+            }
+        }
+    }
+}
+
+// The vectorised exp inside SwiGLU and the attention softmax stays within a few float ulps of
+// std::exp, including where exp over- or underflows.
+TEST(Elementwise, SiluMulMatchesScalar) {
+    std::vector<float> g, u;
+    for (float v = -120.f; v <= 120.f; v += 0.37f) g.push_back(v);
+    for (float v : {0.f, -0.f, 1e-30f, -1e-30f, 88.f, -88.f, 89.f, -104.f}) g.push_back(v);
+    for (size_t i = 0; i < g.size(); i++) u.push_back(0.5f + float(i % 7));
+    std::vector<float> got = g;
+    silu_mul(got.data(), u.data(), got.size());
+    for (size_t i = 0; i < g.size(); i++) {
+        const double want = double(g[i]) / (1.0 + std::exp(-double(g[i]))) * u[i];
+        EXPECT_NEAR(got[i], want, 4e-7 * std::fabs(want) + 1e-30) << "g = " << g[i];
+    }
+}
+
+// One attention row against a float64 softmax; lengths 1..40 cover the masked tail of 16 scores.
+TEST(Elementwise, AttendRowMatchesReference) {
+    std::mt19937 rng(7);
+    std::normal_distribution<float> d(0, 1);
+    for (int hd : {16, 64, 128}) {
+        const int maxlen = 40;
+        const size_t stride = size_t(hd) * 2;  // two KV heads side by side, like the cache rows
+        std::vector<float> q(hd), K(maxlen * stride), V(maxlen * stride), s(maxlen), o(hd);
+        for (auto& v : q) v = d(rng) * 2;
+        for (auto& v : K) v = d(rng);
+        for (auto& v : V) v = d(rng);
+        for (int len = 1; len <= maxlen; len++) {
+            const float scale = 1.0f / std::sqrt(float(hd));
+            attend_row(q.data(), K.data() + hd, V.data() + hd, stride, len, hd, scale, s.data(), o.data());
+            std::vector<double> p(len);
+            double mx = -1e300, sum = 0;
+            for (int j = 0; j < len; j++) {
+                double dot = 0;
+                for (int t = 0; t < hd; t++) dot += double(q[t]) * K[j * stride + hd + t];
+                p[j] = dot * scale;
+                mx = std::max(mx, p[j]);
+            }
+            for (int j = 0; j < len; j++) sum += (p[j] = std::exp(p[j] - mx));
+            for (int t = 0; t < hd; t++) {
+                double want = 0;
+                for (int j = 0; j < len; j++) want += p[j] / sum * V[j * stride + hd + t];
+                ASSERT_NEAR(o[t], want, 2e-5) << "hd " << hd << " len " << len << " t " << t;
             }
         }
     }
