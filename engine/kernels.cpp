@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -19,16 +20,26 @@ const CpuFeatures& cpu_features() {
         c.avx512vnni = __builtin_cpu_supports("avx512vnni") && c.avx512f;
         c.avx2 = __builtin_cpu_supports("avx2");
         c.fma = __builtin_cpu_supports("fma");
+        // FASTDLLM_KERNELS=avx2|portable pretends the CPU has less, so the tests can run the
+        // other code paths on an AVX-512 machine.
+        const char* force = std::getenv("FASTDLLM_KERNELS");
+        if (force && (std::strcmp(force, "avx2") == 0 || std::strcmp(force, "portable") == 0)) {
+            c.avx512f = c.avx512bf16 = c.avx512vnni = false;
+            if (std::strcmp(force, "portable") == 0) c.avx2 = c.fma = false;
+        }
         return c;
     }();
     return f;
 }
 
+static bool has_avx2_fma() { return cpu_features().avx2 && cpu_features().fma; }
+
 const char* kernel_path_name() {
     const CpuFeatures& f = cpu_features();
     if (f.avx512bf16 && f.avx512vnni) return "avx512-bf16+vnni";
     if (f.avx512bf16) return "avx512-bf16";
-    if (f.avx2) return "avx2";
+    if (f.avx512f) return "avx512f";
+    if (has_avx2_fma()) return "avx2";
     return "portable";
 }
 
@@ -256,9 +267,75 @@ static void matmul_bf16_portable(const uint16_t* x, int n, const uint16_t* w, in
     }
 }
 
+// ---- AVX2 (row-major weights; CPUs without AVX-512) ----
+// 4 weight rows x 1 token per tile; bf16 widened to float by a 16-bit shift, then FMA.
+#define FDL_AVX2 __attribute__((target("avx2,fma")))
+
+FDL_AVX2 static inline float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+FDL_AVX2 static inline __m256 bf16x8(const uint16_t* p) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)p)), 16));
+}
+
+FDL_AVX2 static void matmul_bf16_avx2(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
+    const int in8 = in / 8 * 8;
+#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
+    for (int o0 = 0; o0 < out; o0 += 4) {
+        const int ro = std::min(4, out - o0);
+        for (int t = 0; t < n; t++) {
+            const uint16_t* xr = x + size_t(t) * in;
+            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+            for (int k = 0; k < in8; k += 8) {
+                const __m256 xv = bf16x8(xr + k);
+                for (int a = 0; a < ro; a++) acc[a] = _mm256_fmadd_ps(bf16x8(w + size_t(o0 + a) * in + k), xv, acc[a]);
+            }
+            for (int a = 0; a < ro; a++) {
+                float s = hsum256(acc[a]);
+                for (int k = in8; k < in; k++) s += bf16f(w[size_t(o0 + a) * in + k]) * bf16f(xr[k]);
+                y[size_t(t) * out + o0 + a] = s;
+            }
+        }
+    }
+}
+
+// int8 x int8 -> int32 exactly: sign-extend 16 bytes to int16, multiply-add pairs to int32.
+FDL_AVX2 static void matmul_int8_avx2(const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws, int in,
+                                      int out, float* y) {
+    const int in16 = in / 16 * 16;
+#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
+    for (int o0 = 0; o0 < out; o0 += 4) {
+        const int ro = std::min(4, out - o0);
+        for (int t = 0; t < n; t++) {
+            const int8_t* xr = x + size_t(t) * in;
+            __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+            for (int k = 0; k < in16; k += 16) {
+                const __m256i xv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(xr + k)));
+                for (int a = 0; a < ro; a++) {
+                    const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + size_t(o0 + a) * in + k)));
+                    acc[a] = _mm256_add_epi32(acc[a], _mm256_madd_epi16(wv, xv));
+                }
+            }
+            for (int a = 0; a < ro; a++) {
+                __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(acc[a]), _mm256_extracti128_si256(acc[a], 1));
+                s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+                s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+                int32_t s = _mm_cvtsi128_si32(s4);
+                for (int k = in16; k < in; k++) s += int32_t(w[size_t(o0 + a) * in + k]) * xr[k];
+                y[size_t(t) * out + o0 + a] = float(s) * ws[o0 + a] * xs[t];
+            }
+        }
+    }
+}
+
 void matmul_bf16(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y, bool packed) {
     if (packed) matmul_bf16_panels(x, n, w, in, out, y);  // only ever packed when the CPU has AVX512-BF16
     else if (cpu_features().avx512bf16) matmul_bf16_avx512(x, n, w, in, out, y);
+    else if (has_avx2_fma()) matmul_bf16_avx2(x, n, w, in, out, y);
     else matmul_bf16_portable(x, n, w, in, out, y);
 }
 
@@ -513,6 +590,10 @@ void matmul_int8(const int8_t* x, const float* xs, int n, const int8_t* w, const
         for (size_t i = 0; i < xu.size(); i++) xu[i] = uint8_t(int(x[i]) + 128);
         if (packed) matmul_int8_panels(xs, n, w, ws, wsum, in, out, y, xu.data());
         else matmul_int8_vnni(x, xs, n, w, ws, wsum, in, out, y, xu.data());
+        return;
+    }
+    if (has_avx2_fma()) {
+        matmul_int8_avx2(x, xs, n, w, ws, in, out, y);
         return;
     }
 #pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
