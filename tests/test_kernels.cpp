@@ -192,6 +192,33 @@ TEST(Elementwise, AttendRowMatchesReference) {
     }
 }
 
+// Per-row int8 quantisation: scale = max|x| / 127 and round-to-nearest-even of x / scale, exactly
+// (ties included: 0.5, 1.5, 2.5 must go to 0, 2, 2), whichever code path runs.
+TEST(Elementwise, QuantizeRowsMatchesScalar) {
+    const int n = 3, in = 37;
+    std::vector<float> x(size_t(n) * in);
+    std::mt19937 rng(3);
+    std::normal_distribution<float> d(0, 1);
+    for (auto& v : x) v = d(rng);
+    for (int k = 0; k < 8; k++) x[size_t(k)] = 0.5f + k;  // row 0: max 127 -> scale 1, exact ties
+    x[20] = 127.f;
+    for (int k = in; k < 2 * in; k++) x[size_t(k)] = 0.f;  // an all-zero row
+    std::vector<int8_t> q(x.size());
+    std::vector<float> sc(n);
+    quantize_rows_int8(x.data(), n, in, q.data(), sc.data());
+    for (int i = 0; i < n; i++) {
+        float amax = 0;
+        for (int k = 0; k < in; k++) amax = std::max(amax, std::fabs(x[size_t(i) * in + k]));
+        const float s = amax > 0 ? amax / 127.f : 1.f;
+        EXPECT_EQ(sc[size_t(i)], s);
+        for (int k = 0; k < in; k++)
+            ASSERT_EQ(q[size_t(i) * in + k], int8_t(std::nearbyint(x[size_t(i) * in + k] * (1.f / s)))) << i << "," << k;
+    }
+    EXPECT_EQ(q[0], 0);
+    EXPECT_EQ(q[1], 2);
+    EXPECT_EQ(q[2], 2);
+}
+
 TEST(WeightTypes, TinyModelLogitsStayClose) {
     SafeTensors ex = SafeTensors::open_file(FIXTURES_DIR "/tiny/expected.safetensors");
     const TensorView& ids64 = ex.get("ids");
