@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every measurement the README shows, on this machine: pass costs (demo models and published
-# shapes, f32/bf16/int8), then the end-to-end sweep with accuracy, projection and plot.
-# Takes about an hour on 2 cores; BENCH_QUICK=1 times fewer shapes.
+# shapes, f32/bf16/int8), the end-to-end sweep with accuracy, projection and plot, and the
+# PyTorch reference timing. Takes about 40 minutes on 2 cores; BENCH_QUICK=1 times fewer shapes.
+# Run it on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-build/fastdllm}
@@ -21,3 +22,4 @@ echo "model,dtype,tokens,ms,tokens_per_s,weight_gbs,gflops,threads" > $OUT/passe
   done
 } | tee $OUT/passes.md
 python3 bench/sweep.py --bin $BIN --passes $OUT/passes.csv
+/usr/bin/python3 bench/torch_reference.py --bin $BIN --limit 10
