@@ -12,6 +12,7 @@
 
 #include "engine/chat_session.h"
 #include "engine/error.h"
+#include "tests/model_copy_fixture.h"
 #include "engine/generate.h"
 #include "engine/safetensors.h"
 
@@ -20,17 +21,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class Faults : public ::testing::Test {
+class Faults : public ModelCopyTest {
 protected:
-    void SetUp() override {
-        dir = fs::temp_directory_path() / ("fastdllm_faults_" + std::to_string(::getpid()) + "_" +
-                                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::remove_all(dir);
-        fs::create_directories(dir);
-        for (auto& e : fs::directory_iterator(FIXTURES_DIR "/tiny/model")) fs::copy_file(e.path(), dir / e.path().filename());
-        for (auto& e : fs::directory_iterator(dir)) fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
-    }
-    void TearDown() override { fs::remove_all(dir); }
+    Faults() : ModelCopyTest("fastdllm_faults_") {}
 
     std::string load_error() {
         try {
@@ -69,7 +62,6 @@ protected:
         if (edit) edit(idx);
         write("model.safetensors.index.json", idx.dump());
     }
-    fs::path dir;
 };
 
 bool has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/error.h"
+#include "tests/model_copy_fixture.h"
 #include "engine/model.h"
 #include "engine/safetensors.h"
 
@@ -14,18 +15,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class LoadErrors : public ::testing::Test {
+class LoadErrors : public ModelCopyTest {
 protected:
-    void SetUp() override {
-        dir = fs::temp_directory_path() / ("fastdllm_load_" + std::to_string(::getpid()) + "_" +
-                                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::remove_all(dir);
-        fs::create_directories(dir);
-        for (auto& e : fs::directory_iterator(FIXTURES_DIR "/tiny/model"))
-            fs::copy_file(e.path(), dir / e.path().filename());
-        for (auto& e : fs::directory_iterator(dir)) fs::permissions(e.path(), fs::perms::owner_write, fs::perm_options::add);
-    }
-    void TearDown() override { fs::remove_all(dir); }
+    LoadErrors() : ModelCopyTest("fastdllm_load_") {}
 
     // Loads and returns the error message ("" when loading succeeded).
     std::string load_error() {
@@ -55,7 +47,6 @@ protected:
         }
         write_safetensors((dir / "model.safetensors").string(), out);
     }
-    fs::path dir;
 };
 
 #define EXPECT_ERROR_HAS(msg, a, b)             \
