@@ -6,11 +6,12 @@
 Runs every evaluation prompt (assets/eval/*.jsonl) with AR decoding on demo-ar and with diffusion
 decoding on demo-dllm for each cache mode (threshold 0.9) and each threshold (dual cache), and
 reports per configuration: exact-match accuracy (same answer extraction as bench/eval.py),
-decoding tokens/s (tokens decided after the prefill over the engine's decode time, summed over
-prompts), tokens per forward pass (prefill excluded), NFE per answer, and the pass mix. With
---passes (rows written by `fastdllm bench --csv`), the measured step mix is projected onto the
-Qwen2.5-1.5B and 7B shapes: time per token = sum over pass kinds of (passes x measured cost of a
-pass of that many tokens). Writes bench/results/sweep.md, sweep.csv and speed_vs_threshold.png
+tokens/s (every generated token over the engine's request time, prefill + decode, summed over
+prompts; the fair comparison, since a diffusion prompt shorter than a block has no separate
+prefill), decode tokens/s (after the prefill), tokens per forward pass (prefill excluded), NFE per
+answer, and the pass mix. With --passes (rows written by `fastdllm bench --csv`), the measured
+pass mix is projected onto the published shapes: time = sum over passes (prefills included) of
+the measured cost of a pass of that many tokens (interpolated between measured sizes). Writes bench/results/sweep.md, sweep.csv and speed_vs_threshold.png
 (gnuplot, when installed).
 """
 import argparse, csv, glob, json, os, subprocess, sys
@@ -40,6 +41,21 @@ def load_pass_costs(path):
     return costs
 
 
+def pass_cost(c, n):
+    """Cost of an n-token pass from the measured sizes: linear between the nearest two (above the
+    largest, proportional to it)."""
+    sizes = sorted(c)
+    if n in c:
+        return c[n]
+    if n > sizes[-1]:
+        return c[sizes[-1]] * n / sizes[-1]
+    lo = max(k for k in sizes if k < n) if n > sizes[0] else sizes[0]
+    hi = min(k for k in sizes if k > n)
+    if lo == hi:
+        return c[lo]
+    return c[lo] + (c[hi] - c[lo]) * (n - lo) / (hi - lo)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bin", default="build/fastdllm")
@@ -48,6 +64,7 @@ def main():
     ap.add_argument("--eval-dir", default="assets/eval")
     ap.add_argument("--limit", type=int, default=25, help="prompts per family")
     ap.add_argument("--max-new-tokens", type=int, default=64)
+    ap.add_argument("--block-size", type=int, default=32, help="the dLLM's block size (for the prefill size)")
     ap.add_argument("--thresholds", default="0.5,0.7,0.8,0.9,0.95,1.0")
     ap.add_argument("--passes", default="bench/results/passes.csv")
     ap.add_argument("--out-dir", default="bench/results")
@@ -73,20 +90,27 @@ def main():
 
     results = []
     for name, model, extra, th, cache in configs:
-        ok = dec_tok = nfe = 0
-        dec_s = 0.0
+        ok = dec_tok = nfe = all_tok = 0
+        dec_s = total_s = 0.0
+        prefill_sizes = []
         mix = {"prefill": 0, "block": 0, "subblock": 0, "commit": 0, "decode": 0}
         for fam, it in items:
             j = run(args, model, it["prompt"], extra)
             ok += extract(fam, j["text"]) == it["answer"]
             dec_tok += j["timings"]["decoded_after_prefill"]
             dec_s += j["timings"]["decode_s"]
+            all_tok += len(j["tokens"])
+            total_s += j["timings"]["total_s"]
+            if j["passes"]["prefill"]:  # AR prefills the whole prompt, diffusion its whole blocks
+                L = j["prompt_tokens"]
+                prefill_sizes.append(L if name == "ar" else L // args.block_size * args.block_size)
             nfe += j["nfe"]
             for k in mix:
                 mix[k] += j["passes"][k]
         fwd = nfe - mix["prefill"]
         r = {"config": name, "threshold": th if th is not None else "", "cache": cache, "n": len(items),
-             "exact_match": ok / len(items), "tok_s": dec_tok / dec_s if dec_s else 0.0,
+             "exact_match": ok / len(items), "tok_s": all_tok / total_s if total_s else 0.0,
+             "decode_tok_s": dec_tok / dec_s if dec_s else 0.0, "tokens": all_tok, "prefill_sizes": prefill_sizes,
              "tokens_per_forward": dec_tok / fwd if fwd else 0.0, "nfe_per_answer": nfe / len(items),
              "decoded_tokens": dec_tok, **{f"{k}_passes": v for k, v in mix.items()}}
         results.append(r)
@@ -103,7 +127,8 @@ def main():
         proj_cols.append(col)
         for r in results:
             ms = (r["block_passes"] + r["commit_passes"]) * c[32] + r["subblock_passes"] * c[8] + r["decode_passes"] * c[1]
-            r[col] = r["decoded_tokens"] / (ms / 1e3) if ms else 0.0
+            ms += sum(pass_cost(c, n) for n in r["prefill_sizes"])
+            r[col] = r["tokens"] / (ms / 1e3) if ms else 0.0
 
     os.makedirs(args.out_dir, exist_ok=True)
     ar = results[0]
@@ -112,15 +137,19 @@ def main():
         w = csv.DictWriter(f, fieldnames=list(results[0].keys()) + [c for c in proj_cols if c not in results[0]])
         w.writeheader()
         for r in results:
-            w.writerow(r)
-    md = ["| configuration | exact match | tokens/s | speedup vs AR | tokens/forward | NFE/answer |" +
+            w.writerow({k: (len(v) if isinstance(v, list) else v) for k, v in r.items()})
+    md = ["| configuration | exact match | tokens/s | speedup vs AR | decode tokens/s | tokens/forward | NFE/answer |" +
           "".join(f" {c} |" for c in proj_cols),
-          "|---|---:|---:|---:|---:|---:|" + "---:|" * len(proj_cols)]
+          "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(proj_cols)]
     for r in results:
         md.append(f"| {r['config']} | {100 * r['exact_match']:.1f}% | {r['tok_s']:.1f} | "
-                  f"{r['tok_s'] / ar['tok_s'] if ar['tok_s'] else 0:.2f}x | {r['tokens_per_forward']:.2f} | "
-                  f"{r['nfe_per_answer']:.1f} |" + "".join(f" {r[c]:.1f} |" for c in proj_cols))
-    text = "\n".join(md) + f"\n\n{len(items)} prompts ({args.limit} per family), at most {args.max_new_tokens} new tokens.\n"
+                  f"{r['tok_s'] / ar['tok_s'] if ar['tok_s'] else 0:.2f}x | {r['decode_tok_s']:.1f} | "
+                  f"{r['tokens_per_forward']:.2f} | {r['nfe_per_answer']:.1f} |" + "".join(f" {r[c]:.1f} |" for c in proj_cols))
+    text = "\n".join(md) + (f"\n\n{len(items)} prompts ({args.limit} per family), at most {args.max_new_tokens} new "
+                             "tokens. tokens/s: every generated token over the engine's request time (prefill + "
+                             "decode); decode tokens/s: tokens decided after the prefill over the decode time "
+                             "(for prompts shorter than a block, diffusion has no separate prefill). Projections "
+                             "price the same passes, prefill included, at the measured pass costs of each shape.\n")
     with open(os.path.join(args.out_dir, "sweep.md"), "w") as f:
         f.write(text)
     print(text)
