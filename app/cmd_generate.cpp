@@ -1,4 +1,5 @@
 // fastdllm generate: one prompt, text streamed to stdout, or one JSON object with --json.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -72,7 +73,7 @@ json steps_json(const std::vector<StepRecord>& steps) {
 int cmd_generate(int argc, char** argv, int first) {
     std::string model_dir, prompt, prompt_file, system;
     std::vector<int32_t> prompt_ids;
-    bool have_prompt = false, chat = false, as_json = false, trace = false, system_set = false;
+    bool have_prompt = false, chat = false, as_json = false, trace = false, system_set = false, warmup = false;
     DecodeFlags flags;
     ArgParser p("generate", "-m DIR (-p TEXT | --prompt-ids 1,2,3 | --prompt-file FILE) [options]");
     p.add({"-m", "--model", "DIR", "model folder (default: the demo dLLM in assets/)",
@@ -90,6 +91,10 @@ int cmd_generate(int argc, char** argv, int first) {
            [&](const std::string&) { as_json = true; }});
     p.add({"", "--trace", "", "with --json: include every forward pass and the cells it decided",
            [&](const std::string&) { trace = true; }});
+    p.add({"", "--warmup", "",
+           "first run one untimed pass over the prompt's first tokens, so the timings are those of a warm "
+           "process (thread pool started, buffers allocated), as in a chat; for benchmarks",
+           [&](const std::string&) { warmup = true; }});
     std::vector<std::string> rest = p.parse(argc, argv, first);
     if (p.help_requested()) {
         std::cout << p.help();
@@ -129,6 +134,13 @@ int cmd_generate(int argc, char** argv, int first) {
         }
     }
 
+    if (warmup && !prompt_ids.empty()) {
+        KVCache scratch = model->make_cache();
+        const int n = std::min<int>(int(prompt_ids.size()), 32);
+        scratch.reserve(n);
+        std::vector<float> logits(size_t(model->config().vocab_size));
+        model->forward(scratch, {prompt_ids.data(), n, 0, n, AttnMask::Causal, 0, n - 1, 1}, logits.data());
+    }
     KVCache cache = model->make_cache();
     TextStreamer streamer(model->tokenizer(), stop_tokens_of(*model, opts));
     EventCallback cb = nullptr;
@@ -158,6 +170,7 @@ int cmd_generate(int argc, char** argv, int first) {
                      {"decoded_after_prefill", st.decoded_after_prefill()},
                      {"tokens_per_second", st.tokens_per_second()}, {"tokens_per_forward", st.tokens_per_forward()}}},
         {"threads", threads},
+        {"warmup", warmup},
     };
     if (opts.mode == DecodeMode::Diffusion)
         out["settings"] = {{"block_size", opts.block_size}, {"sub_block_size", opts.sub_block_size},

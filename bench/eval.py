@@ -4,7 +4,8 @@
   python3 bench/eval.py [--bin build/fastdllm] [--limit 20] [--families arithmetic,sort]
 
 For every family in assets/eval/<family>.jsonl ({"prompt", "answer"} per line) it runs
-`fastdllm generate --chat --json` once per prompt:
+`fastdllm generate --chat --json --warmup` once per prompt (one untimed pass first, so the
+timings are those of a warm process, as in a chat):
   AR        on --ar-model   (default assets/models/demo-ar):   --mode ar
   diffusion on --dllm-model (default assets/models/demo-dllm): --mode diffusion --threshold 0.9
             --block-size 32 --sub-block-size 8 --cache dual
@@ -89,7 +90,7 @@ def decode_seconds(timings):
 
 
 def run_one(args, model, mode, prompt):
-    cmd = [args.bin, "generate", "-m", model, "--prompt", prompt, "--chat", "-n", str(args.max_new_tokens),
+    cmd = [args.bin, "generate", "-m", model, "--prompt", prompt, "--chat", "--warmup", "-n", str(args.max_new_tokens),
            "--mode", mode, "--json"]
     if mode == "diffusion":
         cmd += ["--threshold", str(args.threshold), "--block-size", str(args.block_size),

@@ -21,7 +21,7 @@ from eval import extract  # noqa: E402  (one answer-extraction rule for every re
 
 
 def run(args, model, prompt, extra):
-    cmd = [args.bin, "generate", "-m", model, "-p", prompt, "--chat", "-n", str(args.max_new_tokens), "--json"] + extra
+    cmd = [args.bin, "generate", "-m", model, "-p", prompt, "--chat", "-n", str(args.max_new_tokens), "--json", "--warmup"] + extra
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if p.returncode != 0:
         sys.exit(f"sweep.py: {' '.join(cmd)} failed: {p.stderr.strip()}")

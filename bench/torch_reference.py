@@ -11,7 +11,7 @@ the chat template):
             and the sub-block DualCache as K/V rows of one buffer, exactly like the engine.
 The model is a plain float32 PyTorch Qwen2 forward (eager, `torch.set_num_threads(--threads)`),
 the way the upstream code runs on a CPU. Then the same prompts go through `fastdllm generate
---json` twice: in float32 (to check that the reference decodes the same tokens with the same
+--json --warmup` (timed warm, like PyTorch's one process) twice: in float32 (to check that the reference decodes the same tokens with the same
 number of forwards) and in the engine's default weight type (the speed a user gets).
 
 Tokens/s are generated tokens over the decoding time of each request (model loading excluded on
@@ -239,7 +239,7 @@ def decode_diffusion(m, prompt, max_new, stops, mask_id, B=32, S=8, tau=0.9, cac
 # ----------------------------------------------------------------------------- driver
 
 def engine_run(args, model, mode, prompt, dtype):
-    cmd = [args.bin, "generate", "-m", model, "--chat", "-p", prompt, "--json", "-t", str(args.threads),
+    cmd = [args.bin, "generate", "-m", model, "--chat", "-p", prompt, "--json", "--warmup", "-t", str(args.threads),
            "-n", str(args.max_new_tokens), "--mode", mode, "--dtype", dtype]
     if mode == "diffusion":
         cmd += ["--threshold", "0.9", "--block-size", "32", "--sub-block-size", "8", "--cache", args.cache]

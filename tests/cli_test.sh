@@ -39,6 +39,11 @@ out=$("$BIN" info -m "$FIX/tiny/model")
 check "info" 'grep -q "block-diffusion Qwen2, 2 layers" <<<"$out"'
 out=$("$BIN" generate -m "$FIX/tiny/model" -p "Hello" --chat -n 32 2>/dev/null)
 check "generate streams text" '[ -n "$out" ]'
+# --warmup changes timings only: same tokens and passes, and the JSON says it was used.
+cold=$("$BIN" generate -m "$FIX/tiny/model" -p "Hello" --chat -n 32 --json)
+warm=$("$BIN" generate -m "$FIX/tiny/model" -p "Hello" --chat -n 32 --json --warmup)
+pick='import json,sys; d=json.load(sys.stdin); print(json.dumps([d["tokens"], d["nfe"]]), d["warmup"])'
+check "warmup keeps the result" '[ "$(python3 -c "$pick" <<<"$cold")" = "$(python3 -c "$pick" <<<"$warm" | sed "s/ True$/ False/")" ] && python3 -c "$pick" <<<"$warm" | grep -q " True$"'
 
 # Errors: one line on stderr, non-zero exit, never a crash.
 expect_error() {  # name, expected exit code, expected text, command...
