@@ -43,7 +43,7 @@ const char* kernel_path_name() {
     return "portable";
 }
 
-#define FDL_AVX512F_Q __attribute__((target("avx512f")))
+#define FDL_AVX512F __attribute__((target("avx512f")))
 
 static inline float bf16f(uint16_t h) {
     uint32_t u = uint32_t(h) << 16;
@@ -63,7 +63,7 @@ void to_bf16(const float* x, size_t count, uint16_t* out) {
 
 // Same arithmetic as the scalar loop below (max |x|, one float multiply, round to nearest even),
 // 16 values at a time.
-FDL_AVX512F_Q static void quantize_row_avx512(const float* r, int in, int8_t* qr, float* scale) {
+FDL_AVX512F static void quantize_row_avx512(const float* r, int in, int8_t* qr, float* scale) {
     __m512 mv = _mm512_setzero_ps();
     int j = 0;
     for (; j + 16 <= in; j += 16) mv = _mm512_max_ps(mv, _mm512_abs_ps(_mm512_loadu_ps(r + j)));
@@ -227,7 +227,6 @@ FDL_AVX512_BF16 static void matmul_bf16_panels(const uint16_t* x, int n, const u
 // ---- F32 for small token counts ----
 // OpenBLAS is tuned for large GEMMs; for the 1..32-token passes of decoding the same register
 // tiling as BF16 streams the weights faster.
-#define FDL_AVX512F __attribute__((target("avx512f")))
 
 template <int RO, int RT>
 FDL_AVX512F static inline void f32_tile(const float* w, const float* x, int in, int in16, int out, int o0, int t0, float* y) {
