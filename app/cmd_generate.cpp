@@ -51,6 +51,13 @@ private:
     bool done_ = false;
 };
 
+// {"8": 12, "32": 5}: how many passes ran how many tokens (what a cost projection needs).
+json passes_by_size_json(const DecodeStats& st) {
+    json j = json::object();
+    for (const auto& [tokens, count] : st.passes_by_size) j[std::to_string(tokens)] = count;
+    return j;
+}
+
 json steps_json(const std::vector<StepRecord>& steps) {
     json out = json::array();
     for (const StepRecord& s : steps) {
@@ -166,6 +173,7 @@ int cmd_generate(int argc, char** argv, int first) {
         {"nfe", st.nfe},
         {"passes", {{"prefill", st.prefill_passes}, {"block", st.block_passes}, {"subblock", st.subblock_passes},
                     {"commit", st.commit_passes}, {"decode", st.decode_passes}}},
+        {"passes_by_size", passes_by_size_json(st)},
         {"timings", {{"prefill_s", st.prefill_seconds}, {"decode_s", st.decode_seconds}, {"total_s", total},
                      {"decoded_after_prefill", st.decoded_after_prefill()},
                      {"tokens_per_second", st.tokens_per_second()}, {"tokens_per_forward", st.tokens_per_forward()}}},

@@ -22,8 +22,8 @@ void add_decode_flags(ArgParser& p, DecodeFlags& f) {
            [&g](const std::string& v) { g.sub_block_size = parse_int("--sub-block-size", v, 1, 1024); }});
     p.add({"", "--threshold", "X", "unmask every cell more confident than X (default 0.9; 1 = one per step)",
            [&g](const std::string& v) { g.threshold = parse_float("--threshold", v, 0, 1); }});
-    p.add({"", "--cache", "MODE", "none | prefix | dual (default dual)", [&g](const std::string& v) {
-               if (!parse_cache_mode(v, g.cache)) throw UsageError{"--cache: expected none, prefix or dual, got '" + v + "'"};
+    p.add({"", "--cache", "MODE", "none | prefix | dual | dual-overlap (default dual; dual-overlap: ours, not the paper's: a sub-block whose first cell is masked reruns the previous sub-block with it instead of the whole block)", [&g](const std::string& v) {
+               if (!parse_cache_mode(v, g.cache)) throw UsageError{"--cache: expected none, prefix, dual or dual-overlap, got '" + v + "'"};
            }});
     p.add({"", "--temp", "T", "sampling temperature (default 0 = greedy)",
            [&g](const std::string& v) { g.sampling.temperature = parse_float("--temp", v, 0, 100); }});

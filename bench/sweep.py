@@ -4,15 +4,21 @@
   python3 bench/sweep.py [--bin build/fastdllm] [--limit 25] [--passes bench/results/passes.csv]
 
 Runs every evaluation prompt (assets/eval/*.jsonl) with AR decoding on demo-ar and with diffusion
-decoding on demo-dllm for each cache mode (threshold 0.9) and each threshold (dual cache), and
+decoding on demo-dllm for each cache mode (threshold 0.9) and each threshold (dual and
+dual-overlap caches), and
 reports per configuration: exact-match accuracy (same answer extraction as bench/eval.py),
 tokens/s (every generated token over the engine's request time, prefill + decode, summed over
 prompts; the fair comparison, since a diffusion prompt shorter than a block has no separate
 prefill), decode tokens/s (after the prefill), tokens per forward pass (prefill excluded), NFE per
 answer, and the pass mix. With --passes (rows written by `fastdllm bench --csv`), the measured
 pass mix is projected onto the published shapes: time = sum over passes (prefills included) of
-the measured cost of a pass of that many tokens (interpolated between measured sizes). Writes bench/results/sweep.md, sweep.csv and speed_vs_threshold.png
-(gnuplot, when installed).
+the measured cost of a pass of that many tokens (interpolated between measured sizes; the engine's
+JSON says how many passes ran how many tokens). It also prices the best case each decoding can
+reach whatever the model: AR one pass per token; diffusion a 32-token block decided with the
+fewest passes its rules allow (dual: one whole-block pass per sub-block, every cell of the
+sub-block above the threshold at once, then the commit; dual-overlap: one whole-block pass, one
+2S-token pass per later sub-block, the commit). Writes bench/results/sweep.md, sweep.csv and
+speed_vs_threshold.png (gnuplot, when installed).
 """
 import argparse, csv, glob, json, os, subprocess, sys
 
@@ -83,16 +89,17 @@ def main():
     for cache in ("none", "prefix", "dual"):
         configs.append((f"diffusion {cache} 0.9", args.dllm_model,
                         ["--mode", "diffusion", "--cache", cache, "--threshold", "0.9"], 0.9, cache))
-    for th in [float(t) for t in args.thresholds.split(",")]:
-        if th != 0.9:
-            configs.append((f"diffusion dual {th:g}", args.dllm_model,
-                            ["--mode", "diffusion", "--cache", "dual", "--threshold", str(th)], th, "dual"))
+    for cache in ("dual", "dual-overlap"):
+        for th in [float(t) for t in args.thresholds.split(",")]:
+            if th != 0.9 or cache == "dual-overlap":
+                configs.append((f"diffusion {cache} {th:g}", args.dllm_model,
+                                ["--mode", "diffusion", "--cache", cache, "--threshold", str(th)], th, cache))
 
     results = []
     for name, model, extra, th, cache in configs:
         ok = dec_tok = nfe = all_tok = 0
         dec_s = total_s = 0.0
-        prefill_sizes = []
+        sizes = {}  # tokens in a pass -> passes
         mix = {"prefill": 0, "block": 0, "subblock": 0, "commit": 0, "decode": 0}
         for fam, it in items:
             j = run(args, model, it["prompt"], extra)
@@ -101,16 +108,15 @@ def main():
             dec_s += j["timings"]["decode_s"]
             all_tok += len(j["tokens"])
             total_s += j["timings"]["total_s"]
-            if j["passes"]["prefill"]:  # AR prefills the whole prompt, diffusion its whole blocks
-                L = j["prompt_tokens"]
-                prefill_sizes.append(L if name == "ar" else L // args.block_size * args.block_size)
+            for n, k in j["passes_by_size"].items():
+                sizes[int(n)] = sizes.get(int(n), 0) + k
             nfe += j["nfe"]
             for k in mix:
                 mix[k] += j["passes"][k]
         fwd = nfe - mix["prefill"]
         r = {"config": name, "threshold": th if th is not None else "", "cache": cache, "n": len(items),
              "exact_match": ok / len(items), "tok_s": all_tok / total_s if total_s else 0.0,
-             "decode_tok_s": dec_tok / dec_s if dec_s else 0.0, "tokens": all_tok, "prefill_sizes": prefill_sizes,
+             "decode_tok_s": dec_tok / dec_s if dec_s else 0.0, "tokens": all_tok, "passes_by_size": sizes,
              "tokens_per_forward": dec_tok / fwd if fwd else 0.0, "nfe_per_answer": nfe / len(items),
              "decoded_tokens": dec_tok, **{f"{k}_passes": v for k, v in mix.items()}}
         results.append(r)
@@ -126,9 +132,21 @@ def main():
         col = f"{model} {dtype} tok/s"
         proj_cols.append(col)
         for r in results:
-            ms = (r["block_passes"] + r["commit_passes"]) * c[32] + r["subblock_passes"] * c[8] + r["decode_passes"] * c[1]
-            ms += sum(pass_cost(c, n) for n in r["prefill_sizes"])
+            ms = sum(k * pass_cost(c, n) for n, k in r["passes_by_size"].items())
             r[col] = r["tokens"] / (ms / 1e3) if ms else 0.0
+
+    # The best case of each decoding at each measured shape, whatever the model (see the top).
+    B, S = args.block_size, 8
+    bound = ["| pass costs of | AR, 1 token per pass | diffusion dual, best case | dual-overlap, best case |",
+             "|---|---:|---:|---:|"]
+    for (model, dtype), c in sorted(costs.items()):
+        if not all(k in c for k in (1, 8, 32)):
+            continue
+        ar_best = 1e3 / c[1]
+        dual_best = B / ((B // S + 1) * pass_cost(c, B) / 1e3)
+        overlap_best = B / ((2 * pass_cost(c, B) + (B // S - 1) * pass_cost(c, 2 * S)) / 1e3)
+        bound.append(f"| {model} {dtype} | {ar_best:.1f} tok/s | {dual_best:.1f} tok/s ({dual_best / ar_best:.2f}x) | "
+                     f"{overlap_best:.1f} tok/s ({overlap_best / ar_best:.2f}x) |")
 
     os.makedirs(args.out_dir, exist_ok=True)
     ar = results[0]
@@ -137,7 +155,7 @@ def main():
         w = csv.DictWriter(f, fieldnames=list(results[0].keys()) + [c for c in proj_cols if c not in results[0]])
         w.writeheader()
         for r in results:
-            w.writerow({k: (len(v) if isinstance(v, list) else v) for k, v in r.items()})
+            w.writerow({k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in r.items()})
     md = ["| configuration | exact match | tokens/s | speedup vs AR | decode tokens/s | tokens/forward | NFE/answer |" +
           "".join(f" {c} |" for c in proj_cols),
           "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(proj_cols)]
@@ -150,6 +168,9 @@ def main():
                              "decode); decode tokens/s: tokens decided after the prefill over the decode time "
                              "(for prompts shorter than a block, diffusion has no separate prefill). Projections "
                              "price the same passes, prefill included, at the measured pass costs of each shape.\n")
+    if len(bound) > 2:
+        text += ("\nBest case of each decoding (every cell of a sub-block decided by its first pass; decode "
+                 f"only, B={B}, S={S}), priced at the measured pass costs:\n\n" + "\n".join(bound) + "\n")
     with open(os.path.join(args.out_dir, "sweep.md"), "w") as f:
         f.write(text)
     print(text)
@@ -157,22 +178,26 @@ def main():
     # Speed against threshold, AR as the baseline line.
     dat = os.path.join(args.out_dir, "speed_vs_threshold.dat")
     with open(dat, "w") as f:
-        for r in sorted(results, key=lambda r: r["threshold"] if r["threshold"] != "" else -1):
-            if r["cache"] == "dual":
-                f.write(f"{r['threshold']} {r['tok_s']:.3f} {100 * r['exact_match']:.2f}\n")
+        for cache in ("dual", "dual-overlap"):  # two gnuplot data sets, index 0 and 1
+            for r in sorted(results, key=lambda r: r["threshold"] if r["threshold"] != "" else -1):
+                if r["cache"] == cache:
+                    f.write(f"{r['threshold']} {r['tok_s']:.3f} {100 * r['exact_match']:.2f}\n")
+            f.write("\n\n")
     png = os.path.join(args.out_dir, "speed_vs_threshold.png")
     script = f"""set terminal pngcairo size 800,480
 set output '{png}'
-set title 'demo-dllm (dual cache) vs demo-ar, measured on this machine'
+set title 'demo-dllm vs demo-ar, measured on this machine'
 set xlabel 'threshold'
 set ylabel 'tokens/s'
 set y2label 'exact match (%)'
 set y2tics
 set key center right
 set grid
-plot '{dat}' using 1:2 with linespoints lw 2 title 'diffusion tokens/s', \\
+plot '{dat}' index 0 using 1:2 with linespoints lw 2 title 'diffusion dual tokens/s', \\
+     '{dat}' index 1 using 1:2 with linespoints lw 2 title 'diffusion dual-overlap tokens/s', \\
      {ar['tok_s']:.3f} with lines dt 2 lw 2 title 'AR tokens/s', \\
-     '{dat}' using 1:3 axes x1y2 with linespoints title 'diffusion exact match'
+     '{dat}' index 0 using 1:3 axes x1y2 with linespoints title 'dual exact match', \\
+     '{dat}' index 1 using 1:3 axes x1y2 with linespoints title 'dual-overlap exact match'
 """
     try:
         subprocess.run(["gnuplot"], input=script, text=True, check=True)

@@ -7,7 +7,7 @@ What it runs, for every prompt (the first --limit items of each assets/eval/<fam
 the chat template):
   AR        on --ar-model (demo-ar): greedy, a KV cache, one token per forward;
   diffusion on --dllm-model (demo-dllm): DESIGN.md section 1's block decoding (block 32,
-            sub-block 8, threshold 0.9, --cache dual|prefix|none), the block-level prefix cache
+            sub-block 8, threshold 0.9, --cache dual|dual-overlap|prefix|none), the block-level prefix cache
             and the sub-block DualCache as K/V rows of one buffer, exactly like the engine.
 The model is a plain float32 PyTorch Qwen2 forward (eager, `torch.set_num_threads(--threads)`),
 the way the upstream code runs on a CPU. Then the same prompts go through `fastdllm generate
@@ -208,13 +208,17 @@ def decode_diffusion(m, prompt, max_new, stops, mask_id, B=32, S=8, tau=0.9, cac
             if stop_finished():
                 break
             while any(seq[p] == mask_id for p in range(s0, s0 + S)) and not stop_finished():
-                if cache == "dual" and dual_filled and seq[s0] != mask_id:
+                if dual_filled and seq[s0] != mask_id:
                     logits = m.forward(seq[s0:s0 + S], s0, bs + B, None, (0, S - 1))
                     row0 = s0
+                elif dual_filled and cache == "dual-overlap" and s0 > bs:
+                    # first cell still masked: the previous sub-block and this one, not the block
+                    logits = m.forward(seq[s0 - S:s0 + S], s0 - S, bs + B, None, (S - 1, S))
+                    row0 = s0 - 1
                 else:
                     row0 = max(s0 - 1, bs)
                     logits = full_pass(bs, row0, s0 + S - 1 - row0)
-                    dual_filled = cache == "dual"
+                    dual_filled = cache in ("dual", "dual-overlap")
                 nfe += 1
                 cand = [(p,) + pick(logits[p - 1 - row0], mask_id) for p in range(s0, s0 + S) if seq[p] == mask_id]
                 best = max(range(len(cand)), key=lambda i: (cand[i][2], -i))
@@ -260,7 +264,7 @@ def main():
     ap.add_argument("--limit", type=int, default=10, help="prompts per family")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=64)
-    ap.add_argument("--cache", default="dual", choices=["dual", "prefix", "none"])
+    ap.add_argument("--cache", default="dual", choices=["dual", "dual-overlap", "prefix", "none"])
     ap.add_argument("--modes", default="ar,diffusion")
     ap.add_argument("--out-dir", default="bench/results")
     ap.add_argument("--check", action="store_true",

@@ -41,6 +41,7 @@ GenerateResult generate_ar(Model& model, KVCache& cache, const std::vector<int32
     const double t0 = now_seconds();
     Pass p{prompt.data() + reuse, L - reuse, reuse, L, AttnMask::Causal, 0, L - reuse - 1, 1};
     model.forward(cache, p, logits.data());
+    st.passes_by_size[p.n]++;
     cache.tokens.assign(prompt.begin(), prompt.end());
     st.nfe = st.prefill_passes = 1;
     st.prefilled_tokens = L - reuse;
@@ -70,6 +71,7 @@ GenerateResult generate_ar(Model& model, KVCache& cache, const std::vector<int32
         if (cancel && cancel->load()) { res.cancelled = true; break; }
         Pass d{&res.tokens.back(), 1, pos, pos + 1, AttnMask::Causal, 0, 0, 1};
         model.forward(cache, d, logits.data());
+        st.passes_by_size[1]++;
         cache.tokens.push_back(pk.token);
         st.nfe++;
         st.decode_passes++;

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,7 @@ struct DecodeStats {
     int nfe = 0;                // forward passes, prefill and commits included
     int prefill_passes = 0, block_passes = 0, subblock_passes = 0, commit_passes = 0, decode_passes = 0;
     int prefix_cache_len = 0;   // rows of committed K/V (block-level cache / AR cache)
+    std::map<int, int> passes_by_size;  // tokens in a pass -> passes of that size (to price a pass mix)
     double prefill_seconds = 0;
     double decode_seconds = 0;  // after the prefill
     // Decoding speed after the prefill: tokens decided by later passes per second, and per pass.

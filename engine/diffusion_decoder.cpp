@@ -81,13 +81,18 @@ struct DiffusionRun {
         emit(DecodeEvent::Type::Step, ev.block_start);
     }
 
+    void forward(const Pass& p) {
+        model.forward(cache, p, logits.data());
+        res.stats.passes_by_size[p.n]++;
+    }
+
     // One pass over the whole block [bs, bs+B) attending to the prefix (or, without a cache, over
     // everything up to the block's end); logits for `count` positions from `first_row_pos`.
     void full_pass(int bs, int first_row_pos, int count) {
         const bool recompute = opts.cache == CacheMode::None;
         const int pos0 = recompute ? 0 : bs;
         Pass p{seq.data() + pos0, bs + B - pos0, pos0, bs + B, AttnMask::BlockCausal, B, first_row_pos - pos0, count};
-        model.forward(cache, p, logits.data());
+        forward(p);
     }
 
     void prefill(int reuse) {
@@ -96,7 +101,7 @@ struct DiffusionRun {
         const double t0 = now_seconds();
         const bool want_next = L % B == 0;
         Pass p{seq.data() + reuse, full - reuse, reuse, full, AttnMask::BlockCausal, B, full - reuse - 1, want_next ? 1 : 0};
-        model.forward(cache, p, logits.data());
+        forward(p);
         Lc = full;
         if (opts.cache != CacheMode::None) cache.tokens.assign(seq.begin(), seq.begin() + full);
         res.stats.prefilled_tokens = full - reuse;
@@ -128,17 +133,24 @@ struct DiffusionRun {
             if (cancelled()) return false;
             StepKind kind;
             int row0;  // position whose logits land in logits row 0
-            if (opts.cache == CacheMode::Dual && dual_filled && seq[size_t(s0)] != M) {
+            if (dual_filled && seq[size_t(s0)] != M) {
                 // DualCache: run only this sub-block; its fresh K/V overwrite its rows of the block.
                 kind = StepKind::SubBlock;
                 row0 = s0;
                 Pass p{seq.data() + s0, S, s0, bs + B, AttnMask::Full, 0, 0, S - 1};
-                model.forward(cache, p, logits.data());
+                forward(p);
+            } else if (dual_filled && opts.cache == CacheMode::DualOverlap && s0 > bs) {
+                // The first cell is predicted by the row before it: run the previous (finished)
+                // sub-block too, so its rows are fresh as a full pass would make them.
+                kind = StepKind::SubBlock;
+                row0 = s0 - 1;
+                Pass p{seq.data() + s0 - S, 2 * S, s0 - S, bs + B, AttnMask::Full, 0, S - 1, S};
+                forward(p);
             } else {
                 kind = StepKind::Block;
                 row0 = std::max(s0 - 1, bs);  // the block's first cell is never masked
                 full_pass(bs, row0, s1 - 1 - row0);
-                dual_filled = opts.cache == CacheMode::Dual;
+                dual_filled = opts.cache == CacheMode::Dual || opts.cache == CacheMode::DualOverlap;
             }
             // Position p is predicted by the logits of position p - 1 (the AR token shift).
             std::vector<Unmasked> cand;

@@ -27,6 +27,7 @@ const char* cache_mode_name(CacheMode m) {
         case CacheMode::None: return "none";
         case CacheMode::Prefix: return "prefix";
         case CacheMode::Dual: return "dual";
+        case CacheMode::DualOverlap: return "dual-overlap";
     }
     return "?";
 }
@@ -37,6 +38,7 @@ bool parse_cache_mode(const std::string& s, CacheMode& out) {
     if (s == "none") out = CacheMode::None;
     else if (s == "prefix") out = CacheMode::Prefix;
     else if (s == "dual") out = CacheMode::Dual;
+    else if (s == "dual-overlap") out = CacheMode::DualOverlap;
     else return false;
     return true;
 }

@@ -15,7 +15,10 @@
 namespace fdl {
 
 enum class DecodeMode { AR, Diffusion };
-enum class CacheMode { None, Prefix, Dual };
+// Dual is the paper's DualCache. DualOverlap is ours (not in the paper): when a sub-block's first
+// cell is still masked it runs the previous sub-block and this one (2S tokens) against the block's
+// cached K/V instead of the whole block, so only a block's first pass is a full one.
+enum class CacheMode { None, Prefix, Dual, DualOverlap };
 const char* cache_mode_name(CacheMode m);
 const char* decode_mode_name(DecodeMode m);
 bool parse_cache_mode(const std::string& s, CacheMode& out);

@@ -55,7 +55,7 @@ expect_error() {  # name, expected exit code, expected text, command...
 }
 expect_error "missing model" 1 "no such model folder" "$BIN" generate -m /nonexistent -p hi
 expect_error "bad threshold" 2 "--threshold: 2 is out of range" "$BIN" generate -m "$FIX/tiny/model" -p hi --threshold 2
-expect_error "bad cache" 2 "--cache: expected none, prefix or dual" "$BIN" generate -m "$FIX/tiny/model" -p hi --cache fast
+expect_error "bad cache" 2 "--cache: expected none, prefix, dual or dual-overlap" "$BIN" generate -m "$FIX/tiny/model" -p hi --cache fast
 expect_error "unknown flag" 2 "unknown option --frobnicate" "$BIN" generate --frobnicate
 expect_error "sub-block" 2 "must divide the block size" "$BIN" generate -m "$FIX/tiny/model" -p hi --sub-block-size 5
 expect_error "no prompt" 2 "give exactly one of" "$BIN" generate -m "$FIX/tiny/model"

@@ -410,7 +410,7 @@ TEST(UiStateCommands, SettingsAreValidated) {
     EXPECT_TRUE(apply_setting(s, parse_command("/cache prefix"), msg));
     EXPECT_EQ(s.gen.cache, CacheMode::Prefix);
     EXPECT_FALSE(apply_setting(s, parse_command("/cache all"), msg));
-    EXPECT_NE(msg.find("none, prefix or dual"), std::string::npos);
+    EXPECT_NE(msg.find("none, prefix, dual or dual-overlap"), std::string::npos);
 
     EXPECT_TRUE(apply_setting(s, parse_command("/mode ar"), msg));
     EXPECT_EQ(s.gen.mode, DecodeMode::AR);

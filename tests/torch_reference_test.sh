@@ -2,7 +2,7 @@
 # ctest: bash tests/torch_reference_test.sh <path-to-fastdllm-binary> <source-dir>
 # An independent check of the engine on the shipped models: bench/torch_reference.py decodes the
 # first 3 evaluation prompts of each family with its own PyTorch forward and decoders (AR; block
-# diffusion with the dual, prefix and no cache) and must produce the engine's tokens and number of
+# diffusion with the dual, dual-overlap, prefix and no cache) and must produce the engine's tokens and number of
 # forward passes (engine in float32) on every prompt.
 set -uo pipefail
 BIN=${1:?usage: torch_reference_test.sh BIN SRC}
@@ -10,7 +10,7 @@ SRC=${2:?usage: torch_reference_test.sh BIN SRC}
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 cd "$SRC" || exit 1
-for cache in dual prefix none; do
+for cache in dual dual-overlap prefix none; do
   modes=diffusion
   [ "$cache" = dual ] && modes=ar,diffusion
   /usr/bin/python3 bench/torch_reference.py --bin "$BIN" --limit 3 --threads 1 --cache "$cache" --modes "$modes" \

@@ -106,7 +106,7 @@ bool apply_setting(Settings& s, const Command& c, std::string& message) {
             message = "sub-block size " + std::to_string(g.sub_block_size);
             break;
         case CommandKind::Cache:
-            if (!parse_cache_mode(a, g.cache)) return need("none, prefix or dual");
+            if (!parse_cache_mode(a, g.cache)) return need("none, prefix, dual or dual-overlap");
             message = std::string("cache ") + cache_mode_name(g.cache);
             break;
         case CommandKind::Mode:
@@ -170,7 +170,7 @@ std::vector<std::string> help_lines() {
         "Commands",
         "  /threshold 0.8   confidence that unmasks a cell in parallel, in [0, 1]",
         "  /block 32 /sub 8 block size; sub-block size (must divide the block)",
-        "  /cache MODE      none | prefix | dual (DualCache reuses the block's K/V)",
+        "  /cache MODE      none | prefix | dual | dual-overlap (DualCache reuses the block's K/V)",
         "  /mode MODE       ar | diffusion | compare (AR baseline, then diffusion)",
         "  /n 256 /temp 0.7 max new tokens; sampling temperature (0 = greedy)",
         "  /system TEXT     set the system prompt;  /clear  forget the conversation",

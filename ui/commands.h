@@ -14,7 +14,7 @@ enum class CommandKind {
     Threshold,  // /threshold 0.8
     Block,      // /block 32
     Sub,        // /sub 8
-    Cache,      // /cache none|prefix|dual
+    Cache,      // /cache none|prefix|dual|dual-overlap
     Mode,       // /mode ar|diffusion|compare
     MaxTokens,  // /n 256
     Temperature,// /temp 0.7
