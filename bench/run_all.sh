@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every measurement the README shows, on this machine: pass costs (demo models and published
 # shapes, f32/bf16/int8), the end-to-end sweep with accuracy, projection and plot, and the
-# PyTorch reference timing. Takes about 40 minutes on 2 cores; BENCH_QUICK=1 times fewer shapes.
+# PyTorch reference timing (and, with LLAMA_CPP=1, llama.cpp side by side). Takes about 40 minutes on 2 cores; BENCH_QUICK=1 times fewer shapes.
 # Run it on an otherwise idle machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,3 +23,6 @@ echo "model,dtype,tokens,ms,tokens_per_s,weight_gbs,gflops,threads" > $OUT/passe
 } | tee $OUT/passes.md
 python3 bench/sweep.py --bin $BIN --passes $OUT/passes.csv
 /usr/bin/python3 bench/torch_reference.py --bin $BIN --limit 10
+# llama.cpp side by side (installs node-llama-cpp from npm once, writes ~11 GB of GGUF files to
+# /tmp): only when asked, LLAMA_CPP=1.
+if [ "${LLAMA_CPP:-0}" = 1 ]; then bench/side_by_side.sh; fi

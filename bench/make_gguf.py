@@ -1,0 +1,258 @@
+#!/usr/bin/env python3
+"""Write a random-weight GGUF file in the Qwen2 architecture, for timing llama.cpp.
+
+No published weights can be downloaded here, and the speed of a forward pass does not depend on
+the values of the weights, so this writes the published *shapes* of Qwen2.5-0.5B / 1.5B with small
+random (finite) values, as F32, F16 or Q8_0, plus a synthetic tokenizer (llama.cpp refuses to load
+a model without one). Pure Python 3 standard library: /usr/bin/python3 has no numpy.
+
+    python3 bench/make_gguf.py --shape qwen2.5-0.5b --dtype f16 -o /tmp/fastdllm-gguf/qwen2.5-0.5b-f16.gguf
+
+Format (GGUF version 3, little-endian), as in ggml's docs/gguf.md:
+    header:  "GGUF", u32 version, u64 tensor_count, u64 metadata_kv_count
+    metadata: key (u64 length + UTF-8), u32 value type, value
+    tensor infos: name, u32 n_dims, u64 ne[n_dims] (innermost dimension first, so a [out, in]
+                  matrix has ne = [in, out]), u32 ggml type, u64 offset into the data section
+    padding to general.alignment (32), then the tensor data, each tensor aligned to 32.
+"""
+import argparse
+import os
+import random
+import struct
+import sys
+from array import array
+
+# Published shapes (config.json of Qwen/Qwen2.5-0.5B and Qwen/Qwen2.5-1.5B); both tie the
+# embedding and the output matrix and have q/k/v biases.
+SHAPES = {
+    "qwen2.5-0.5b": dict(hidden=896, layers=24, heads=14, kv_heads=2, ff=4864, vocab=151936),
+    "qwen2.5-1.5b": dict(hidden=1536, layers=28, heads=12, kv_heads=2, ff=8960, vocab=151936),
+}
+ROPE_THETA = 1e6
+RMS_EPS = 1e-6
+CONTEXT_LENGTH = 32768
+ALIGNMENT = 32
+
+# ggml tensor types and the matching general.file_type (llama_ftype) values.
+GGML_F32, GGML_F16, GGML_Q8_0 = 0, 1, 8
+DTYPES = {"f32": (GGML_F32, 0), "f16": (GGML_F16, 1), "q8_0": (GGML_Q8_0, 7)}
+QK8_0 = 32                # weights per Q8_0 block
+Q8_0_BLOCK_BYTES = 2 + 32  # one f16 scale, then 32 int8
+
+# GGUF metadata value types.
+T_UINT32, T_INT32, T_FLOAT32, T_BOOL, T_STRING, T_ARRAY = 4, 5, 6, 7, 8, 9
+
+# llama.cpp token types.
+TOK_NORMAL, TOK_CONTROL = 1, 3
+
+CHUNK_BYTES = 64 << 20  # write in 64 MiB pieces: the 1.5B F32 file is ~6 GB
+
+
+def gguf_string(s):
+    b = s.encode("utf-8")
+    return struct.pack("<Q", len(b)) + b
+
+
+def gguf_kv(key, vtype, value):
+    """One metadata entry. Arrays are (element type, list)."""
+    out = gguf_string(key) + struct.pack("<I", vtype)
+    if vtype == T_ARRAY:
+        etype, items = value
+        out += struct.pack("<IQ", etype, len(items))
+        if etype == T_STRING:
+            out += b"".join(gguf_string(x) for x in items)
+        elif etype == T_INT32:
+            out += array("i", items).tobytes()  # native int32; this script assumes little-endian
+        else:
+            raise ValueError("unsupported array type")
+    elif vtype == T_STRING:
+        out += gguf_string(value)
+    elif vtype == T_UINT32:
+        out += struct.pack("<I", value)
+    elif vtype == T_FLOAT32:
+        out += struct.pack("<f", value)
+    elif vtype == T_BOOL:
+        out += struct.pack("<?", value)
+    else:
+        raise ValueError("unsupported type")
+    return out
+
+
+def byte_level_chars():
+    """GPT-2's bytes_to_unicode: the printable character a byte-level BPE vocab uses per byte.
+    llama.cpp looks up the newline token as "\u010a" ("Ċ") and aborts if it is missing."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1)) \
+        + list(range(ord("\u00ae"), ord("\u00ff") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    m = dict(zip(bs, cs))
+    return [chr(m[b]) for b in range(256)]
+
+
+def tokenizer_metadata(vocab):
+    """A synthetic 'gpt2' (byte-level BPE) tokenizer with Qwen2's special-token ids.
+    The benchmark feeds token ids directly, so only loadability matters."""
+    n_regular = 151643  # Qwen2.5: ids below this are BPE tokens; <|endoftext|> = 151643
+    tokens = byte_level_chars()
+    tokens.append("\u0120\u0120")  # "ĠĠ", the result of the one merge below
+    tokens += ["tok%d" % i for i in range(len(tokens), n_regular)]
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tokens += specials
+    tokens += ["[PAD%d]" % i for i in range(len(tokens), vocab)]  # padding up to 151936, as Qwen's
+    assert len(tokens) == vocab and len(set(tokens)) == vocab
+    types = [TOK_NORMAL] * vocab
+    for i in range(n_regular, n_regular + len(specials)):
+        types[i] = TOK_CONTROL
+    return [
+        gguf_kv("tokenizer.ggml.model", T_STRING, "gpt2"),
+        gguf_kv("tokenizer.ggml.pre", T_STRING, "qwen2"),
+        gguf_kv("tokenizer.ggml.tokens", T_ARRAY, (T_STRING, tokens)),
+        gguf_kv("tokenizer.ggml.token_type", T_ARRAY, (T_INT32, types)),
+        # llama.cpp requires the merges key for gpt2 vocabs; one merge is enough.
+        gguf_kv("tokenizer.ggml.merges", T_ARRAY, (T_STRING, ["\u0120 \u0120"])),
+        gguf_kv("tokenizer.ggml.bos_token_id", T_UINT32, 151643),
+        gguf_kv("tokenizer.ggml.eos_token_id", T_UINT32, 151645),
+        gguf_kv("tokenizer.ggml.padding_token_id", T_UINT32, 151643),
+        gguf_kv("tokenizer.ggml.add_bos_token", T_BOOL, False),
+    ]
+
+
+def tensor_list(cfg, wtype):
+    """(name, ne innermost-first, ggml type, kind) in the order llama.cpp's converter writes them.
+    kind: 'w' random weight, 'one' norm weight (1.0), 'bias' small random F32."""
+    h, ff, v = cfg["hidden"], cfg["ff"], cfg["vocab"]
+    hd = h // cfg["heads"]
+    q_out, kv_out = cfg["heads"] * hd, cfg["kv_heads"] * hd
+    t = [("token_embd.weight", [h, v], wtype, "w")]  # tied: no output.weight, llama.cpp reuses this
+    for i in range(cfg["layers"]):
+        p = "blk.%d." % i
+        t += [
+            (p + "attn_norm.weight", [h], GGML_F32, "one"),
+            (p + "attn_q.weight", [h, q_out], wtype, "w"),
+            (p + "attn_q.bias", [q_out], GGML_F32, "bias"),
+            (p + "attn_k.weight", [h, kv_out], wtype, "w"),
+            (p + "attn_k.bias", [kv_out], GGML_F32, "bias"),
+            (p + "attn_v.weight", [h, kv_out], wtype, "w"),
+            (p + "attn_v.bias", [kv_out], GGML_F32, "bias"),
+            (p + "attn_output.weight", [q_out, h], wtype, "w"),
+            (p + "ffn_norm.weight", [h], GGML_F32, "one"),
+            (p + "ffn_gate.weight", [h, ff], wtype, "w"),
+            (p + "ffn_up.weight", [h, ff], wtype, "w"),
+            (p + "ffn_down.weight", [ff, h], wtype, "w"),
+        ]
+    t.append(("output_norm.weight", [h], GGML_F32, "one"))
+    return t
+
+
+def nbytes(ne, gtype):
+    n = 1
+    for d in ne:
+        n *= d
+    if gtype == GGML_F32:
+        return 4 * n
+    if gtype == GGML_F16:
+        return 2 * n
+    assert ne[0] % QK8_0 == 0, "Q8_0 rows must be a multiple of 32"
+    return n // QK8_0 * Q8_0_BLOCK_BYTES
+
+
+def pad(n):
+    return (ALIGNMENT - n % ALIGNMENT) % ALIGNMENT
+
+
+def random_chunk(gtype, rng, scale):
+    """One random piece of about 1 MiB; tensors are filled by repeating it. The piece length is not
+    a multiple of any row length, so rows still differ. Values are uniform in [-scale, scale]."""
+    if gtype == GGML_Q8_0:
+        nblocks = 30011  # prime, ~1 MiB
+        d = struct.pack("<e", scale / 127.0)
+        q = rng.randbytes(nblocks * 32)  # int8 in [-128, 127]
+        return b"".join(d + q[i * 32:(i + 1) * 32] for i in range(nblocks))
+    n = 262139  # prime
+    vals = [rng.uniform(-scale, scale) for _ in range(n)]
+    if gtype == GGML_F32:
+        return array("f", vals).tobytes()
+    return struct.pack("<%de" % n, *vals)
+
+
+def write_repeated(f, piece, total):
+    """Write `total` bytes made of `piece` repeated, in big writes."""
+    big = piece * max(1, CHUNK_BYTES // len(piece))
+    while total >= len(big):
+        f.write(big)
+        total -= len(big)
+    while total > 0:
+        k = min(total, len(piece))
+        f.write(piece[:k])
+        total -= k
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--shape", required=True, choices=sorted(SHAPES))
+    ap.add_argument("--dtype", required=True, choices=sorted(DTYPES))
+    ap.add_argument("-o", "--output", required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    if sys.byteorder != "little":
+        sys.exit("make_gguf.py: needs a little-endian machine")
+
+    cfg = SHAPES[a.shape]
+    wtype, ftype = DTYPES[a.dtype]
+    tensors = tensor_list(cfg, wtype)
+
+    kv = [
+        gguf_kv("general.architecture", T_STRING, "qwen2"),
+        gguf_kv("general.name", T_STRING, "%s random %s (fastdllm bench)" % (a.shape, a.dtype)),
+        gguf_kv("general.file_type", T_UINT32, ftype),
+        gguf_kv("general.alignment", T_UINT32, ALIGNMENT),
+        gguf_kv("qwen2.context_length", T_UINT32, CONTEXT_LENGTH),
+        gguf_kv("qwen2.embedding_length", T_UINT32, cfg["hidden"]),
+        gguf_kv("qwen2.block_count", T_UINT32, cfg["layers"]),
+        gguf_kv("qwen2.feed_forward_length", T_UINT32, cfg["ff"]),
+        gguf_kv("qwen2.attention.head_count", T_UINT32, cfg["heads"]),
+        gguf_kv("qwen2.attention.head_count_kv", T_UINT32, cfg["kv_heads"]),
+        gguf_kv("qwen2.rope.freq_base", T_FLOAT32, ROPE_THETA),
+        gguf_kv("qwen2.attention.layer_norm_rms_epsilon", T_FLOAT32, RMS_EPS),
+    ] + tokenizer_metadata(cfg["vocab"])
+
+    header = b"GGUF" + struct.pack("<IQQ", 3, len(tensors), len(kv)) + b"".join(kv)
+    offset = 0
+    infos = []
+    for name, ne, gtype, _ in tensors:
+        infos.append(gguf_string(name) + struct.pack("<I", len(ne))
+                     + struct.pack("<%dQ" % len(ne), *ne) + struct.pack("<IQ", gtype, offset))
+        offset += nbytes(ne, gtype)
+        offset += pad(offset)
+    header += b"".join(infos)
+    header += b"\0" * pad(len(header))
+    total = len(header) + offset
+
+    rng = random.Random(a.seed)
+    # Scale 0.02 keeps activations small through the residual stream (F16 activations stay
+    # finite); norm weights are 1 as in a fresh model.
+    pieces = {"w": random_chunk(wtype, rng, 0.02), "bias": random_chunk(GGML_F32, rng, 0.02),
+              "one": array("f", [1.0] * 4096).tobytes()}
+
+    os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
+    tmp = a.output + ".part"  # renamed at the end, so an interrupted run leaves no usable-looking file
+    with open(tmp, "wb") as f:
+        f.write(header)
+        for name, ne, gtype, kind in tensors:
+            n = nbytes(ne, gtype)
+            write_repeated(f, pieces[kind], n)
+            f.write(b"\0" * pad(n))
+        assert f.tell() == total, (f.tell(), total)
+    os.replace(tmp, a.output)
+    nparams = sum(nbytes(ne, GGML_F32) // 4 for _, ne, _, _ in tensors)
+    print("wrote %s: %s %s, %d tensors, %.3f B parameters, %.3f GB" %
+          (a.output, a.shape, a.dtype, len(tensors), nparams / 1e9, total / 1e9))
+
+
+if __name__ == "__main__":
+    main()
