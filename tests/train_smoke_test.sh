@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ctest: bash tests/train_smoke_test.sh <path-to-fastdllm-binary> <source-dir>
-# Runs the training recipe at toy size (train/smoke.sh), checks the exported folders, and, when
-# the fastdllm binary exists, decodes with both exported models through the C++ engine.
+# Runs the training recipe at toy size (train/smoke.sh, including a two-rank DDP leg), checks the
+# exported folders, and, when the fastdllm binary exists, decodes with the exported models through
+# the C++ engine.
 set -uo pipefail
 BIN=${1:-}
 SRC=${2:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
@@ -12,7 +13,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 echo "== train/smoke.sh -> $TMP"
 bash "$SRC/train/smoke.sh" "$TMP" > "$TMP/smoke.log" 2>&1 || { tail -40 "$TMP/smoke.log" >&2; fail "train/smoke.sh exited non-zero"; }
 
-for m in ar dllm; do
+for m in ar dllm dllm_ddp; do
   for f in config.json model.safetensors tokenizer.json tokenizer_config.json generation_config.json; do
     [ -s "$TMP/$m/$f" ] || fail "missing $m/$f"
   done
@@ -21,10 +22,13 @@ done
 python3 - "$TMP" <<'PY' || fail "exported folders are not valid"
 import json, struct, sys, os
 d = sys.argv[1]
-for m, arch in (("ar", "Qwen2ForCausalLM"), ("dllm", "Fast_dLLM_QwenForCausalLM")):
+# dllm_ddp: the same conversion run as two DistributedDataParallel ranks (train/ddp_local.sh)
+phases = [json.loads(l) for l in open(os.path.join(d, "runs_ddp", "metrics.jsonl")) if '"phase"' in l]
+assert any(p.get("event") == "phase" and p.get("world") == 2 for p in phases), "the DDP run did not run 2 ranks"
+for m, arch in (("ar", "Qwen2ForCausalLM"), ("dllm", "Fast_dLLM_QwenForCausalLM"), ("dllm_ddp", "Fast_dLLM_QwenForCausalLM")):
     cfg = json.load(open(os.path.join(d, m, "config.json")))
     assert cfg["architectures"] == [arch], (m, cfg["architectures"])
-    if m == "dllm":
+    if m != "ar":
         assert cfg["bd_size"] == 32, cfg.get("bd_size")
     p = os.path.join(d, m, "model.safetensors")
     with open(p, "rb") as f:
@@ -93,6 +97,11 @@ echo "== engine: diffusion decode with the exported dLLM"
 out=$("$BIN" generate -m "$TMP/dllm" --prompt "What is 2 + 3?" --chat -n 32 --mode diffusion --json 2>"$TMP/err1") \
   || { cat "$TMP/err1" >&2; fail "fastdllm generate (diffusion) exited non-zero"; }
 printf '%s' "$out" | check_json "diffusion" || fail "diffusion JSON check"
+
+echo "== engine: diffusion decode with the dLLM trained by two DDP ranks"
+out=$("$BIN" generate -m "$TMP/dllm_ddp" --prompt "What is 2 + 3?" --chat -n 32 --mode diffusion --json 2>"$TMP/err3") \
+  || { cat "$TMP/err3" >&2; fail "fastdllm generate (diffusion, DDP model) exited non-zero"; }
+printf '%s' "$out" | check_json "diffusion (DDP)" || fail "diffusion (DDP) JSON check"
 
 echo "== engine: AR decode with the exported AR model"
 out=$("$BIN" generate -m "$TMP/ar" --prompt-ids 1,2,3 -n 8 --mode ar --json 2>"$TMP/err2") \

@@ -22,3 +22,9 @@ set -x
   --export-ar "$OUT/ar" --export-dllm "$OUT/dllm" --eval-arith "" \
   --hidden 64 --layers 2 --heads 4 --kv-heads 2 --inter 176 --seq 128 --batch 4 --dllm-batch 2 \
   --ar-steps 6 --dllm-steps 6 --warmup 2 --log-every 2 --budget-min 1.5 --ar-frac 0.5 --threads 2
+# The multi-process (DistributedDataParallel, Gloo) path: two ranks continue the conversion for a
+# few steps from the AR checkpoint and export.
+MASTER_PORT=${MASTER_PORT:-29533} PYTHON="$PY" bash "$HERE/ddp_local.sh" 2 --phases dllm --init "$OUT/runs/ar.pt" \
+  --data "$OUT/data/train.jsonl" --tok "$OUT/tok" --runs "$OUT/runs_ddp" --export-ar "" --export-dllm "$OUT/dllm_ddp" \
+  --eval-arith "" --hidden 64 --layers 2 --heads 4 --kv-heads 2 --inter 176 --seq 128 --dllm-batch 2 \
+  --dllm-steps 4 --warmup 2 --log-every 2 --budget-min 1 --threads 1

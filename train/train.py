@@ -408,7 +408,7 @@ def main():
         step, seen_tok, seen_tgt, tl = 0, 0, 0, time.time()
         last_ck, last_ev = time.time(), time.time()
         loss_acc, n_acc = 0.0, 0
-        log(event="phase", phase=phase, budget_s=round(phase_budget), batch=bs, lr=lr_peak)
+        log(event="phase", phase=phase, budget_s=round(phase_budget), batch=bs, lr=lr_peak, world=world)
         ph_t0 = time.time()
         while True:
             frac_t = (time.time() - ph_t0) / phase_budget
