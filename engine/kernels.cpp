@@ -177,6 +177,14 @@ FDL_AVX512_BF16 static void matmul_bf16_avx512(const uint16_t* x, int n, const u
     for (int o0 = out4; o0 < out; o0++) bf16_rows<1>(w, x, n, in, in32, out, o0, y);
 }
 
+// This thread's panels [p0, p1) of `panels`: contiguous, as even as the count allows. (One work
+// unit per 4-panel tile split the demo's 43-panel MLP matrices 28:15 between two threads.)
+static inline void thread_panels(int panels, int& p0, int& p1) {
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
+    p0 = int(long(panels) * t / nt);
+    p1 = int(long(panels) * (t + 1) / nt);
+}
+
 template <int RP, int RT>
 FDL_AVX512_BF16 static inline void bf16_panel_tile(const uint16_t* w, const uint16_t* x, int in, int out, int o0, int t0,
                                                    float* y) {
@@ -215,12 +223,12 @@ FDL_AVX512_BF16 static inline void bf16_panel_tokens(const uint16_t* w, const ui
 }
 
 FDL_AVX512_BF16 static void matmul_bf16_panels(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
-    // Work units: whole tiles of 4 panels, then the single panels left over (all in parallel).
-    const int groups = out / (kPanel * kTilePanels), units = groups + (out - groups * kPanel * kTilePanels) / kPanel;
-#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
-    for (int u = 0; u < units; u++) {
-        if (u < groups) bf16_panel_tokens<kTilePanels>(w, x, n, in, out, u * kPanel * kTilePanels, y);
-        else bf16_panel_tokens<1>(w, x, n, in, out, (groups * kTilePanels + u - groups) * kPanel, y);
+#pragma omp parallel if (long(out) * in * n > (1 << 16))
+    {
+        int p, p1;
+        thread_panels(out / kPanel, p, p1);
+        for (; p + kTilePanels <= p1; p += kTilePanels) bf16_panel_tokens<kTilePanels>(w, x, n, in, out, p * kPanel, y);
+        for (; p < p1; p++) bf16_panel_tokens<1>(w, x, n, in, out, p * kPanel, y);
     }
 }
 
@@ -472,11 +480,13 @@ FDL_AVX512_VNNI static inline void int8_panel_tokens(const int8_t* w, const uint
 
 FDL_AVX512_VNNI static void matmul_int8_panels(const float* xs, int n, const int8_t* w, const float* ws,
                                                const int32_t* wsum, int in, int out, float* y, const uint8_t* xu) {
-    const int groups = out / (kPanel * kTilePanels), units = groups + (out - groups * kPanel * kTilePanels) / kPanel;
-#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
-    for (int u = 0; u < units; u++) {
-        if (u < groups) int8_panel_tokens<kTilePanels>(w, xu, xs, ws, wsum, n, in, out, u * kPanel * kTilePanels, y);
-        else int8_panel_tokens<1>(w, xu, xs, ws, wsum, n, in, out, (groups * kTilePanels + u - groups) * kPanel, y);
+#pragma omp parallel if (long(out) * in * n > (1 << 16))
+    {
+        int p, p1;
+        thread_panels(out / kPanel, p, p1);
+        for (; p + kTilePanels <= p1; p += kTilePanels)
+            int8_panel_tokens<kTilePanels>(w, xu, xs, ws, wsum, n, in, out, p * kPanel, y);
+        for (; p < p1; p++) int8_panel_tokens<1>(w, xu, xs, ws, wsum, n, in, out, p * kPanel, y);
     }
 }
 

@@ -89,7 +89,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, KernelShapes,
                          ::testing::Values(std::make_tuple(1, 64, 64), std::make_tuple(8, 256, 96),
                                            std::make_tuple(32, 512, 130), std::make_tuple(3, 100, 7),
                                            std::make_tuple(33, 1536, 64), std::make_tuple(13, 688, 272),
-                                           std::make_tuple(6, 2, 16)));
+                                           std::make_tuple(6, 2, 16),
+                                           // the demo MLP: 43 panels, split unevenly between threads
+                                           std::make_tuple(32, 256, 688)));
 
 // The panel layout must change where weights live, not what is computed: packed and row-major
 // kernels agree (up to float summation order), and row() (the tied embedding lookup) reads the
