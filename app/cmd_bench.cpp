@@ -18,15 +18,15 @@
 namespace fdl::cli {
 
 int cmd_bench(int argc, char** argv, int first) {
-    std::string model_dir, shape, dtype = "auto", csv_path, tokens_arg = "1,8,32,512";
+    std::string model_dir, shape, dtype = "auto", csv_path, tokens_arg = "1,8,16,32,512";
     int reps = 5, context = 64, threads = 0;
     bool machine = false, as_json = false;
-    ArgParser p("bench", "(-m DIR | --shape NAME) [--dtype T] [--tokens 1,8,32,512] [--machine]");
+    ArgParser p("bench", "(-m DIR | --shape NAME) [--dtype T] [--tokens 1,8,16,32,512] [--machine]");
     p.add({"-m", "--model", "DIR", "model folder to time", [&](const std::string& v) { model_dir = v; }});
     p.add({"", "--shape", "NAME", "random weights in a published shape: qwen2.5-0.5b | qwen2.5-1.5b | qwen2.5-7b",
            [&](const std::string& v) { shape = v; }});
     p.add({"", "--dtype", "T", "weights in memory: auto | f32 | bf16 | int8", [&](const std::string& v) { dtype = v; }});
-    p.add({"", "--tokens", "LIST", "tokens per pass to time (default 1,8,32,512)", [&](const std::string& v) { tokens_arg = v; }});
+    p.add({"", "--tokens", "LIST", "tokens per pass to time (default 1,8,16,32,512: AR, sub-block, dual-overlap, block and prompt passes)", [&](const std::string& v) { tokens_arg = v; }});
     p.add({"", "--reps", "N", "timed passes per size; the median is reported (default 5)",
            [&](const std::string& v) { reps = parse_int("--reps", v, 1, 1000); }});
     p.add({"", "--context", "N", "cached positions each pass attends to (default 64)",

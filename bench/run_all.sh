@@ -13,12 +13,12 @@ echo "model,dtype,tokens,ms,tokens_per_s,weight_gbs,gflops,threads" > $OUT/passe
 {
   echo "# Forward-pass cost"
   echo
-  $BIN bench -m assets/models/demo-ar --dtype f32 --machine --tokens 1,8,16,32,512 --reps 20 --csv $OUT/passes.csv
-  for dt in bf16 int8; do $BIN bench -m assets/models/demo-ar --dtype $dt --tokens 1,8,16,32,512 --reps 20 --csv $OUT/passes.csv | tail -n +3; done
+  $BIN bench -m assets/models/demo-ar --dtype f32 --machine --reps 20 --csv $OUT/passes.csv
+  for dt in bf16 int8; do $BIN bench -m assets/models/demo-ar --dtype $dt --reps 20 --csv $OUT/passes.csv | tail -n +3; done
   shapes="qwen2.5-0.5b:f32 qwen2.5-0.5b:bf16 qwen2.5-0.5b:int8 qwen2.5-1.5b:f32 qwen2.5-1.5b:bf16 qwen2.5-1.5b:int8 qwen2.5-7b:bf16 qwen2.5-7b:int8"
   [ "${BENCH_QUICK:-0}" = 1 ] && shapes="qwen2.5-1.5b:bf16 qwen2.5-1.5b:int8"
   for s in $shapes; do
-    $BIN bench --shape ${s%%:*} --dtype ${s##*:} --tokens 1,8,16,32,512 --reps 3 --csv $OUT/passes.csv | tail -n +3
+    $BIN bench --shape ${s%%:*} --dtype ${s##*:} --reps 3 --csv $OUT/passes.csv | tail -n +3
   done
 } | tee $OUT/passes.md
 python3 bench/sweep.py --bin $BIN --passes $OUT/passes.csv
