@@ -22,6 +22,9 @@ import struct
 import sys
 from array import array
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "train"))
+from byte_level import bytes_to_unicode  # noqa: E402
+
 # Published shapes (config.json of Qwen/Qwen2.5-0.5B and Qwen/Qwen2.5-1.5B); both tie the
 # embedding and the output matrix and have q/k/v biases.
 SHAPES = {
@@ -78,27 +81,13 @@ def gguf_kv(key, vtype, value):
     return out
 
 
-def byte_level_chars():
-    """GPT-2's bytes_to_unicode: the printable character a byte-level BPE vocab uses per byte.
-    llama.cpp looks up the newline token as "\u010a" ("Ċ") and aborts if it is missing."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\u00a1"), ord("\u00ac") + 1)) \
-        + list(range(ord("\u00ae"), ord("\u00ff") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    m = dict(zip(bs, cs))
-    return [chr(m[b]) for b in range(256)]
-
-
 def tokenizer_metadata(vocab):
     """A synthetic 'gpt2' (byte-level BPE) tokenizer with Qwen2's special-token ids.
     The benchmark feeds token ids directly, so only loadability matters."""
     n_regular = 151643  # Qwen2.5: ids below this are BPE tokens; <|endoftext|> = 151643
-    tokens = byte_level_chars()
+    # llama.cpp looks up the newline token as "\u010a" ("Ċ") and aborts if it is missing.
+    b2u = bytes_to_unicode()
+    tokens = [b2u[b] for b in range(256)]
     tokens.append("\u0120\u0120")  # "ĠĠ", the result of the one merge below
     tokens += ["tok%d" % i for i in range(len(tokens), n_regular)]
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
