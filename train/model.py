@@ -77,6 +77,9 @@ class Attention(nn.Module):
         v = self.v_proj(x).view(B, T, self.nkv, self.hd).transpose(1, 2)
         q = q * cos + rotate_half(q) * sin
         k = k * cos + rotate_half(k) * sin
+        # under bf16 autocast the fp32 rope factors promote q, k to fp32 while v stays bf16;
+        # attention wants one dtype
+        q, k = q.to(v.dtype), k.to(v.dtype)
         rep = self.nh // self.nkv
         if rep > 1:
             k = k.repeat_interleave(rep, dim=1)

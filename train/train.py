@@ -30,9 +30,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 import torch.nn.functional as F
+import torch.utils.data
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bpe import Tokenizer  # noqa: E402
+import docs as docstore  # noqa: E402
+from docs import render_chat  # noqa: E402
 from model import Config, Qwen2, causal_doc_mask, block_diffusion_mask  # noqa: E402
 import export as exporter  # noqa: E402
 
@@ -40,35 +43,6 @@ IGNORE = -100
 
 
 # ----------------------------------------------------------------------------- data
-
-def render_chat(messages):
-    """ChatML; returns (prompt_text, response_text) where the response is the last assistant turn."""
-    prompt = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages[:-1])
-    prompt += "<|im_start|>assistant\n"
-    return prompt, messages[-1]["content"] + "<|im_end|>"
-
-
-def load_docs(path, tok, max_len, limit=0):
-    """-> list of (ids list, resp list of 0/1, family)."""
-    docs = []
-    with open(path) as f:
-        for i, line in enumerate(f):
-            if limit and i >= limit:
-                break
-            rec = json.loads(line)
-            if "text" in rec:
-                ids = [tok.special["<|endoftext|>"]] + tok.encode(rec["text"], allow_special=False) + \
-                      [tok.special["<|endoftext|>"]]
-                resp = [0] + [1] * (len(ids) - 1)
-            else:
-                p, r = render_chat(rec["messages"])
-                pi, ri = tok.encode(p), tok.encode(r)
-                ids, resp = pi + ri, [0] * len(pi) + [1] * len(ri)
-            if len(ids) > max_len:
-                continue
-            docs.append((ids, resp, rec.get("family", "")))
-    return docs
-
 
 class Packer:
     """Endless stream of packed rows. align=1: AR packing; align=B: each doc padded with
@@ -127,6 +101,35 @@ class Packer:
     def batch(self, bs):
         rows = [self.row() for _ in range(bs)]
         return [torch.tensor([r[k] for r in rows]) for k in range(4)]
+
+
+class PackedBatches(torch.utils.data.IterableDataset):
+    """Endless batches from Packers in data-loader worker processes (--workers N): on a GPU the
+    Python packing (about 9k rows/s per process) would otherwise limit a step. Worker w of rank r
+    reads the shard r*N+w of world*N, so no two processes see the same document in an epoch."""
+
+    def __init__(self, docs, seq, align, pad_id, seed, rank, world, workers, bs):
+        super().__init__()
+        self.args = (docs, seq, align, pad_id, seed)
+        self.rank, self.world, self.workers, self.bs = rank, world, workers, bs
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        wid = info.id if info else 0
+        docs, seq, align, pad_id, seed = self.args
+        packer = Packer(docs, seq, align, pad_id, seed, self.rank * self.workers + wid, self.world * self.workers)
+        while True:
+            yield packer.batch(self.bs)
+
+
+def batch_stream(docs, seq, align, pad_id, seed, rank, world, workers, bs, pin):
+    if workers <= 0:
+        packer = Packer(docs, seq, align, pad_id, seed, rank, world)
+        while True:
+            yield packer.batch(bs)
+    ds = PackedBatches(docs, seq, align, pad_id, seed, rank, world, workers, bs)
+    yield from torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, pin_memory=pin,
+                                           prefetch_factor=4, persistent_workers=False)
 
 
 # ----------------------------------------------------------------------------- losses
@@ -273,7 +276,8 @@ def quick_eval(model, tok, items, dev, mode):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="train/runs/data/train.jsonl")
+    ap.add_argument("--data", default="train/runs/data/train.jsonl",
+                    help="make_data.py's train.jsonl, or a pre-tokenized .tok.xz from train/docs.py")
     ap.add_argument("--tok", default="train/runs/tok")
     ap.add_argument("--runs", default="train/runs")
     ap.add_argument("--export-ar", default="assets/models/demo-ar")
@@ -307,6 +311,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--limit-docs", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=0,
+                    help="data-loader processes packing batches (0 = in the training process; 4-8 on a GPU)")
     ap.add_argument("--log-every", type=int, default=10)
     ap.add_argument("--ckpt-min", type=float, default=8.0)
     ap.add_argument("--eval-min", type=float, default=10.0, help="quick arithmetic eval every N minutes (0=off)")
@@ -341,9 +347,9 @@ def main():
     tok = Tokenizer(os.path.join(args.tok, "tokenizer.json"))
     pad_id, mask_id = tok.special["<|endoftext|>"], tok.special["|<MASK>|"]
     t0 = time.time()
-    docs = load_docs(args.data, tok, args.seq, args.limit_docs)
-    ntok = sum(len(d[0]) for d in docs)
-    log(event="data", docs=len(docs), tokens=ntok, resp_tokens=sum(sum(d[1]) for d in docs),
+    docs = docstore.load(args.data, tok, args.tok, args.seq, args.limit_docs)
+    ntok = docs.num_tokens()
+    log(event="data", docs=len(docs), tokens=ntok, resp_tokens=docs.num_response_tokens(),
         secs=round(time.time() - t0, 1))
     eval_items = []
     if args.eval_arith and os.path.exists(args.eval_arith):
@@ -397,7 +403,8 @@ def main():
             phase_end = deadline
         phase_budget = max(1.0, phase_end - now)
         align = 1 if phase == "ar" else args.bd_size
-        packer = Packer(docs, args.seq, align, pad_id, args.seed + 17 * pi, rank, world)
+        batches = batch_stream(docs, args.seq, align, pad_id, args.seed + 17 * pi, rank, world, args.workers,
+                               args.batch if phase == "ar" else args.dllm_batch, dev.type == "cuda")
         lr_peak = args.lr if phase == "ar" else args.dllm_lr
         opt = torch.optim.AdamW(model.parameters(), lr=lr_peak, betas=(0.9, 0.95), weight_decay=args.wd)
         bs = args.batch if phase == "ar" else args.dllm_batch
@@ -426,7 +433,7 @@ def main():
                 lr = lr_peak * (args.min_lr_frac + (1 - args.min_lr_frac) * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
             for g in opt.param_groups:
                 g["lr"] = lr
-            ids, resp, seg, pos = packer.batch(bs)
+            ids, resp, seg, pos = next(batches)
             ctx = amp() if amp else None
             if ctx:
                 ctx.__enter__()
@@ -452,7 +459,7 @@ def main():
                 log(event="step", phase=phase, step=step, loss=round(loss_acc / n_acc, 4), lr=round(lr, 6),
                     gnorm=round(float(gn), 3), tok_s=round(args.log_every * ids.numel() * world / dt),
                     fwd_tok_s=round(args.log_every * ftok * world / dt), seen_tok=seen_tok * world,
-                    epoch=packer.epoch)
+                    epochs=round(seen_tok * world / max(1, ntok), 2))
                 loss_acc, n_acc, tl = 0.0, 0, time.time()
             if main_proc and time.time() - last_ck > args.ckpt_min * 60:
                 save(phase, step, {})
