@@ -61,6 +61,43 @@ def read_safetensors_header(path):
         return json.loads(f.read(n)), 8 + n
 
 
+def load_hf(folder):
+    """An exported folder (one model.safetensors or shards; BF16 or F32) -> (state dict of
+    float32 torch tensors in our names, model.Config fields). Lets a run continue from a shipped
+    model when its checkpoint is gone (train.py --init FOLDER)."""
+    import torch
+    with open(os.path.join(folder, "config.json")) as f:
+        cfg = json.load(f)
+    files = ["model.safetensors"]
+    idx = os.path.join(folder, "model.safetensors.index.json")
+    if os.path.exists(idx):
+        with open(idx) as f:
+            files = sorted(set(json.load(f)["weight_map"].values()))
+    state = {}
+    for fn in files:
+        path = os.path.join(folder, fn)
+        header, base = read_safetensors_header(path)
+        with open(path, "rb") as f:
+            for name, t in header.items():
+                if name == "__metadata__":
+                    continue
+                a, b = t["data_offsets"]
+                f.seek(base + a)
+                raw = f.read(b - a)
+                if t["dtype"] == "BF16":
+                    arr = bf16_bytes_to_f32(raw, t["shape"])
+                elif t["dtype"] == "F32":
+                    arr = np.frombuffer(raw, dtype="<f4").reshape(t["shape"])
+                else:
+                    raise ValueError(f"{path}: tensor {name} has dtype {t['dtype']} (BF16 or F32 expected)")
+                state[name] = torch.from_numpy(arr.copy())
+    if cfg.get("tie_word_embeddings", True):
+        state["lm_head.weight"] = state["model.embed_tokens.weight"]
+    keys = ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+            "num_key_value_heads", "max_position_embeddings", "rms_norm_eps", "rope_theta", "tie_word_embeddings")
+    return state, {k: cfg[k] for k in keys}
+
+
 def hf_tensors(state, cfg):
     """Map our state dict (same names as transformers' Qwen2) to an ordered list of numpy arrays."""
     out = []

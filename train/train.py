@@ -288,7 +288,8 @@ def main():
     ap.add_argument("--phases", default="ar,dllm")
     ap.add_argument("--ar-steps", type=int, default=0, help="cap on AR steps (0 = budget only)")
     ap.add_argument("--dllm-steps", type=int, default=0)
-    ap.add_argument("--init", default="", help="checkpoint to start from (e.g. train/runs/ar.pt for dllm only)")
+    ap.add_argument("--init", default="",
+                    help="checkpoint to start from (e.g. train/runs/ar.pt for dllm only), or an exported model folder")
     ap.add_argument("--seq", type=int, default=256)
     ap.add_argument("--batch", type=int, default=16, help="rows per step (AR)")
     ap.add_argument("--dllm-batch", type=int, default=4, help="rows per step (dLLM; each becomes 2 rows of 2*seq)")
@@ -362,8 +363,13 @@ def main():
                  tie_word_embeddings=not args.untied)
     model = Qwen2(cfg).to(dev)
     if args.init:
-        ck = torch.load(args.init, map_location="cpu")
-        model.load_state_dict(ck["model"])
+        if os.path.isdir(args.init):  # an exported model folder (BF16 weights)
+            state, icfg = exporter.load_hf(args.init)
+            if icfg != cfg.to_dict():
+                raise SystemExit(f"--init {args.init}: its config {icfg} differs from this run's {cfg.to_dict()}")
+        else:
+            state = torch.load(args.init, map_location="cpu")["model"]
+        model.load_state_dict(state)
         log(event="init", path=args.init)
     log(event="model", params=model.num_params(), config=cfg.to_dict())
     net = model
