@@ -13,11 +13,51 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 echo "== train/smoke.sh -> $TMP"
 bash "$SRC/train/smoke.sh" "$TMP" > "$TMP/smoke.log" 2>&1 || { tail -40 "$TMP/smoke.log" >&2; fail "train/smoke.sh exited non-zero"; }
 
-for m in ar dllm dllm_ddp; do
+for m in ar dllm dllm_ddp dllm_cont; do
   for f in config.json model.safetensors tokenizer.json tokenizer_config.json generation_config.json; do
     [ -s "$TMP/$m/$f" ] || fail "missing $m/$f"
   done
 done
+
+# train/docs.py: the pre-tokenized file holds exactly the documents train.py tokenizes from the
+# .jsonl, and export.load_hf reads an exported folder back to the weights it was written from
+# (re-exporting them reproduces model.safetensors byte for byte).
+PYTORCH=${PYTHON:-}
+if [ -z "$PYTORCH" ]; then
+  for c in /usr/bin/python3 python3; do "$c" -c "import torch, regex" 2>/dev/null && { PYTORCH=$c; break; }; done
+fi
+"$PYTORCH" - "$TMP" "$SRC/train" <<'PY' || fail "pre-tokenized data or load_hf round trip"
+import filecmp, json, os, sys
+d, train_dir = sys.argv[1], sys.argv[2]
+sys.path.insert(0, train_dir)
+import docs, export
+from bpe import Tokenizer
+tok = Tokenizer(os.path.join(d, "tok", "tokenizer.json"))
+a = docs.Docs.from_jsonl(os.path.join(d, "data", "train.jsonl"), tok, 128)
+b = docs.load(os.path.join(d, "data", "train.tok.xz"), tok, os.path.join(d, "tok"), 128)
+assert len(a) == len(b) > 1000, (len(a), len(b))
+assert (a.ids, a.start, a.resp, a.fam, a.families) == (b.ids, b.start, b.resp, b.fam, b.families)
+for i in (0, len(a) // 2, len(a) - 1):
+    ids, resp, fam = b[i]
+    assert resp[0] == 0 and resp[-1] == 1 and len(ids) == len(resp) and fam in b.families, (i, resp, fam)
+docs.load(os.path.join(d, "data", "train.tok.xz"), tok, os.path.join(d, "dllm"), 128)  # same tokenizer.json: fine
+try:
+    other = os.path.join(d, "tok_other")
+    os.makedirs(other, exist_ok=True)
+    with open(os.path.join(other, "tokenizer.json"), "w") as f:
+        f.write("{}")
+    docs.load(os.path.join(d, "data", "train.tok.xz"), tok, other, 128)
+    sys.exit("a .tok.xz made with another tokenizer.json was accepted")
+except ValueError as e:
+    assert "another tokenizer" in str(e), e
+state, cfg = export.load_hf(os.path.join(d, "dllm"))
+export.export(state, cfg, os.path.join(d, "tok"), os.path.join(d, "dllm_again"), "dllm", 32)
+assert filecmp.cmp(os.path.join(d, "dllm", "model.safetensors"), os.path.join(d, "dllm_again", "model.safetensors"),
+                   shallow=False), "load_hf + export does not reproduce the exported weights"
+m = [json.loads(l) for l in open(os.path.join(d, "runs_cont", "metrics.jsonl"))]
+assert any(r.get("event") == "init" and r["path"].endswith("dllm") for r in m), "dllm_cont did not start from the folder"
+print(f"ok: {len(a)} pre-tokenized documents identical, load_hf round trip byte-identical")
+PY
 
 python3 - "$TMP" <<'PY' || fail "exported folders are not valid"
 import json, struct, sys, os
@@ -25,7 +65,8 @@ d = sys.argv[1]
 # dllm_ddp: the same conversion run as two DistributedDataParallel ranks (train/ddp_local.sh)
 phases = [json.loads(l) for l in open(os.path.join(d, "runs_ddp", "metrics.jsonl")) if '"phase"' in l]
 assert any(p.get("event") == "phase" and p.get("world") == 2 for p in phases), "the DDP run did not run 2 ranks"
-for m, arch in (("ar", "Qwen2ForCausalLM"), ("dllm", "Fast_dLLM_QwenForCausalLM"), ("dllm_ddp", "Fast_dLLM_QwenForCausalLM")):
+for m, arch in (("ar", "Qwen2ForCausalLM"), ("dllm", "Fast_dLLM_QwenForCausalLM"), ("dllm_ddp", "Fast_dLLM_QwenForCausalLM"),
+                ("dllm_cont", "Fast_dLLM_QwenForCausalLM")):
     cfg = json.load(open(os.path.join(d, m, "config.json")))
     assert cfg["architectures"] == [arch], (m, cfg["architectures"])
     if m != "ar":
@@ -102,6 +143,11 @@ echo "== engine: diffusion decode with the dLLM trained by two DDP ranks"
 out=$("$BIN" generate -m "$TMP/dllm_ddp" --prompt "What is 2 + 3?" --chat -n 32 --mode diffusion --json 2>"$TMP/err3") \
   || { cat "$TMP/err3" >&2; fail "fastdllm generate (diffusion, DDP model) exited non-zero"; }
 printf '%s' "$out" | check_json "diffusion (DDP)" || fail "diffusion (DDP) JSON check"
+
+echo "== engine: diffusion decode with the dLLM continued from its folder on pre-tokenized data"
+out=$("$BIN" generate -m "$TMP/dllm_cont" --prompt "What is 2 + 3?" --chat -n 32 --mode diffusion --json 2>"$TMP/err4") \
+  || { cat "$TMP/err4" >&2; fail "fastdllm generate (diffusion, continued model) exited non-zero"; }
+printf '%s' "$out" | check_json "diffusion (continued)" || fail "diffusion (continued) JSON check"
 
 echo "== engine: AR decode with the exported AR model"
 out=$("$BIN" generate -m "$TMP/ar" --prompt-ids 1,2,3 -n 8 --mode ar --json 2>"$TMP/err2") \

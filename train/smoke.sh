@@ -28,3 +28,10 @@ MASTER_PORT=${MASTER_PORT:-29533} PYTHON="$PY" bash "$HERE/ddp_local.sh" 2 --pha
   --data "$OUT/data/train.jsonl" --tok "$OUT/tok" --runs "$OUT/runs_ddp" --export-ar "" --export-dllm "$OUT/dllm_ddp" \
   --eval-arith "" --hidden 64 --layers 2 --heads 4 --kv-heads 2 --inter 176 --seq 128 --dllm-batch 2 \
   --dllm-steps 4 --warmup 2 --log-every 2 --budget-min 1 --threads 1
+# Pre-tokenized data (train/docs.py) packed by two data-loader worker processes, continuing the
+# conversion from the exported dLLM folder (train.py --init FOLDER), as the GPU run does.
+"$PY" "$HERE/docs.py" --data "$OUT/data/train.jsonl" --tok "$OUT/tok" --out "$OUT/data/train.tok.xz" --seq 128
+"$PY" "$HERE/train.py" --phases dllm --init "$OUT/dllm" --data "$OUT/data/train.tok.xz" --tok "$OUT/tok" \
+  --runs "$OUT/runs_cont" --export-ar "" --export-dllm "$OUT/dllm_cont" --eval-arith "" --hidden 64 --layers 2 \
+  --heads 4 --kv-heads 2 --inter 176 --seq 128 --dllm-batch 2 --dllm-steps 4 --warmup 2 --log-every 2 \
+  --budget-min 1 --threads 2 --workers 2
