@@ -45,6 +45,15 @@ void matmul_int8(const int8_t* x_q, const float* xs, int n, const int8_t* w, con
 void attend_row(const float* q, const float* K, const float* V, size_t stride, int len, int hd, float scale, float* s,
                 float* o);
 
+// Up to 16 query rows that share one KV head: row r's query q[r], output o[r], keys j < limits[r]
+// (the same function as attend_row for each row, summed in another order). Much faster than
+// attend_row per row on AVX-512 when several rows attend to the same keys (a diffusion
+// sub-block or block, a prompt); s: scratch of max(limits) floats, used only by the per-row
+// fallback (other CPUs, or head dims that are not a multiple of 16 up to kMaxHeadDim).
+constexpr int kMaxHeadDim = 256;
+void attend_rows16(const float* const* q, float* const* o, const int* limits, int nrows, const float* K, const float* V,
+                   size_t stride, int hd, float scale, float* s);
+
 // SwiGLU's elementwise part: g[i] = silu(g[i]) * u[i].
 void silu_mul(float* g, const float* u, size_t n);
 

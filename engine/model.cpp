@@ -315,6 +315,10 @@ static void apply_rope(float* x, int n, int heads, int hd, const std::vector<flo
     }
 }
 
+// In passes of several tokens, the query rows that share a KV head go through attend_rows16
+// sixteen at a time (each key read once for all of them): 2.4-2.9x faster than row by row on a
+// 32-token demo pass at 1,900 cached positions. One-token passes (AR decoding) stay row by row,
+// which measured faster there (a handful of rows would fill few of the 16 lanes).
 void Model::attention(KVCache& cache, int layer, const Pass& p) {
     const ModelConfig& c = cfg_;
     const int hd = c.head_dim, heads = c.num_heads, group = c.num_heads / c.num_kv_heads, kvd = cache.kv_dim;
@@ -323,18 +327,40 @@ void Model::attention(KVCache& cache, int layer, const Pass& p) {
     if (rows_.size() < size_t(nthreads) * size_t(p.attend_len)) rows_.resize(size_t(nthreads) * size_t(p.attend_len));
     const float* K = cache.k_row(layer, 0);
     const float* V = cache.v_row(layer, 0);
+    auto limit_of = [&](int i) {
+        const int pos = p.pos0 + i;
+        if (p.mask == AttnMask::Causal) return std::min(p.attend_len, pos + 1);
+        if (p.mask == AttnMask::BlockCausal) return std::min(p.attend_len, (pos / p.block + 1) * p.block);
+        return p.attend_len;
+    };
+    const int rows_per_kv = p.n * group;  // row r of KV head g: token r / group, query head g * group + r % group
+    if (p.n >= 2) {
+        const int tiles = (rows_per_kv + 15) / 16;
 #pragma omp parallel for collapse(2) schedule(static) if (long(p.n) * heads * p.attend_len * hd > kParallelWork)
-    for (int i = 0; i < p.n; i++) {
-        for (int h = 0; h < heads; h++) {
-            const int pos = p.pos0 + i;
-            int limit = p.attend_len;
-            if (p.mask == AttnMask::Causal) limit = std::min(limit, pos + 1);
-            else if (p.mask == AttnMask::BlockCausal) limit = std::min(limit, (pos / p.block + 1) * p.block);
-            float* s = rows_.data() + size_t(omp_get_thread_num()) * p.attend_len;
-            const size_t kvoff = size_t(h / group) * hd;
-            attend_row(q_.data() + (size_t(i) * heads + h) * hd, K + kvoff, V + kvoff, size_t(kvd), limit, hd, scale, s,
-                       att_.data() + (size_t(i) * heads + h) * hd);
+        for (int g = 0; g < c.num_kv_heads; g++) {
+            for (int t = 0; t < tiles; t++) {
+                const float* q[16];
+                float* o[16];
+                int lim[16];
+                const int r0 = t * 16, nr = std::min(16, rows_per_kv - r0);
+                for (int k = 0; k < nr; k++) {
+                    const int i = (r0 + k) / group, h = g * group + (r0 + k) % group;
+                    q[k] = q_.data() + (size_t(i) * heads + h) * hd;
+                    o[k] = att_.data() + (size_t(i) * heads + h) * hd;
+                    lim[k] = limit_of(i);
+                }
+                float* s = rows_.data() + size_t(omp_get_thread_num()) * p.attend_len;
+                attend_rows16(q, o, lim, nr, K + size_t(g) * hd, V + size_t(g) * hd, size_t(kvd), hd, scale, s);
+            }
         }
+        return;
+    }
+#pragma omp parallel for schedule(static) if (long(heads) * p.attend_len * hd > kParallelWork)
+    for (int h = 0; h < heads; h++) {
+        float* s = rows_.data() + size_t(omp_get_thread_num()) * p.attend_len;
+        const size_t kvoff = size_t(h / group) * hd;
+        attend_row(q_.data() + size_t(h) * hd, K + kvoff, V + kvoff, size_t(kvd), limit_of(0), hd, scale, s,
+                   att_.data() + size_t(h) * hd);
     }
 }
 

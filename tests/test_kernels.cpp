@@ -194,6 +194,52 @@ TEST(Elementwise, AttendRowMatchesReference) {
     }
 }
 
+// Sixteen rows at a time against the same keys, each with its own key limit (as causal and
+// block-causal masks give), across the 256-key chunks of the online softmax; float64 reference.
+TEST(Elementwise, AttendRows16MatchesReference) {
+    std::mt19937 rng(11);
+    std::normal_distribution<float> d(0, 1);
+    for (int hd : {16, 40, 64, 128}) {  // 40: not a multiple of 16, the per-row fallback
+        const int maxlen = 600;
+        const size_t stride = size_t(hd) * 3;  // three KV heads side by side; the middle one is used
+        std::vector<float> K(maxlen * stride), V(maxlen * stride), Q(16 * size_t(hd)), O(16 * size_t(hd)), s(maxlen);
+        for (auto& v : K) v = d(rng);
+        for (auto& v : V) v = d(rng);
+        for (auto& v : Q) v = d(rng) * 2;
+        const std::vector<std::vector<int>> cases = {
+            {1}, {7, 7}, {600, 600, 600}, {3, 256, 257, 600, 1, 255, 512, 513, 40, 41, 42, 43, 44, 45, 46, 47},
+            {33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48}, {300, 2, 300, 2, 300}};
+        for (const auto& lims : cases) {
+            const int nr = int(lims.size());
+            const float* q[16];
+            float* o[16];
+            for (int r = 0; r < nr; r++) {
+                q[r] = Q.data() + size_t(r) * hd;
+                o[r] = O.data() + size_t(r) * hd;
+            }
+            std::fill(O.begin(), O.end(), std::nanf(""));
+            const float scale = 1.0f / std::sqrt(float(hd));
+            attend_rows16(q, o, lims.data(), nr, K.data() + hd, V.data() + hd, stride, hd, scale, s.data());
+            for (int r = 0; r < nr; r++) {
+                const int len = lims[size_t(r)];
+                std::vector<double> p(len);
+                double mx = -1e300, sum = 0;
+                for (int j = 0; j < len; j++) {
+                    double dot = 0;
+                    for (int t = 0; t < hd; t++) dot += double(q[r][t]) * K[j * stride + hd + t];
+                    mx = std::max(mx, p[j] = dot * scale);
+                }
+                for (int j = 0; j < len; j++) sum += (p[j] = std::exp(p[j] - mx));
+                for (int t = 0; t < hd; t++) {
+                    double want = 0;
+                    for (int j = 0; j < len; j++) want += p[j] / sum * V[j * stride + hd + t];
+                    ASSERT_NEAR(o[r][t], want, 2e-5) << "hd " << hd << " rows " << nr << " row " << r << " len " << len;
+                }
+            }
+        }
+    }
+}
+
 // Per-row int8 quantisation: scale = max|x| / 127 and round-to-nearest-even of x / scale, exactly
 // (ties included: 0.5, 1.5, 2.5 must go to 0, 2, 2), whichever code path runs.
 TEST(Elementwise, QuantizeRowsMatchesScalar) {
