@@ -264,6 +264,10 @@ def main():
     ap.add_argument("--n-eval", type=int, default=100)
     ap.add_argument("--weights", default="60,7,6,7,6,5,4,5",
                     help="mixture weights: arithmetic,spell,reverse,sort,define,fortune,chat,text")
+    ap.add_argument("--multi-turn", type=float, default=0.0,
+                    help="share of chat samples given 1-2 earlier exchanges (the shipped models: 0)")
+    ap.add_argument("--reverse-max-len", type=int, default=6,
+                    help="longest word in reverse training samples (the test set has up to 7 letters)")
     args = ap.parse_args()
 
     rng = random.Random(args.seed)
@@ -283,7 +287,7 @@ def main():
     held_words = set(eval_spell_words) | set(eval_rev_words)
     train_words = [w for w in words if w not in held_words]
     # prefer shorter words for reverse (harder task)
-    train_words_short = [w for w in train_words if len(w) <= 6]
+    train_words_short = [w for w in train_words if len(w) <= args.reverse_max_len]
 
     eval_sets = {"arithmetic": [], "spell": [], "reverse": [], "sort": []}
     held_arith = set()
@@ -320,42 +324,66 @@ def main():
     def_words = sorted(w for w in defs if w not in held_words)
     counts = {f: 0 for f in fams}
     n_written = 0
+    def chat_pair(fam):
+        """(user, assistant) of a chat family, or None when this draw is to be skipped."""
+        if fam == "arithmetic":
+            key = arith_item(rng)
+            if key[:3] in held_arith:
+                return None
+            p, r, _ = arith_sample(rng, key)
+        elif fam == "spell":
+            p, r, _ = spell_sample(rng, rng.choice(train_words))
+        elif fam == "reverse":
+            p, r, _ = reverse_sample(rng, rng.choice(train_words_short))
+        elif fam == "sort":
+            nums = sort_item(rng)
+            if nums in held_sort:
+                return None
+            p, r, _ = sort_sample(rng, nums)
+        elif fam == "define":
+            if not def_words:
+                return None
+            w = rng.choice(def_words)
+            pos, g = defs[w]
+            p = rng.choice(DEFINE_TEMPLATES).format(w=w)
+            r = f"{w} ({pos}): {g}."
+        elif fam == "fortune":
+            p, r = rng.choice(FORTUNE_PROMPTS), rng.choice(fortunes)
+        else:  # chat
+            us, rs = rng.choice(CHAT_PAIRS)
+            p, r = rng.choice(us), rng.choice(rs)
+        return p, r
+
+    chat_fams = fams[:-1]
+    chat_weights = weights[:-1]
+    n_multi = 0
     with open(os.path.join(args.out, "train.jsonl"), "w") as f:
         while n_written < args.n:
             fam = rng.choices(fams, weights=weights)[0]
-            if fam == "arithmetic":
-                key = arith_item(rng)
-                if key[:3] in held_arith:
-                    continue
-                p, r, _ = arith_sample(rng, key)
-            elif fam == "spell":
-                p, r, _ = spell_sample(rng, rng.choice(train_words))
-            elif fam == "reverse":
-                p, r, _ = reverse_sample(rng, rng.choice(train_words_short))
-            elif fam == "sort":
-                nums = sort_item(rng)
-                if nums in held_sort:
-                    continue
-                p, r, _ = sort_sample(rng, nums)
-            elif fam == "define":
-                if not def_words:
-                    continue
-                w = rng.choice(def_words)
-                pos, g = defs[w]
-                p = rng.choice(DEFINE_TEMPLATES).format(w=w)
-                r = f"{w} ({pos}): {g}."
-            elif fam == "fortune":
-                p, r = rng.choice(FORTUNE_PROMPTS), rng.choice(fortunes)
-            elif fam == "chat":
-                us, rs = rng.choice(CHAT_PAIRS)
-                p, r = rng.choice(us), rng.choice(rs)
-            else:
+            if fam == "text":
                 rec = {"family": "text", "text": rng.choice(fortunes)}
                 f.write(json.dumps(rec) + "\n")
                 counts[fam] += 1
                 n_written += 1
                 continue
-            f.write(json.dumps({"family": fam, "messages": msgs(rng, p, r)}) + "\n")
+            pair = chat_pair(fam)
+            if pair is None:
+                continue
+            m = msgs(rng, *pair)
+            # Earlier turns (loss only on the last answer): a chat model must answer the last
+            # question, not continue the first. With --multi-turn 0 no random numbers are drawn
+            # here, so older data draws are reproduced exactly.
+            if args.multi_turn and rng.random() < args.multi_turn:
+                history = []
+                for _ in range(rng.randint(1, 2)):
+                    h = None
+                    while h is None:
+                        h = chat_pair(rng.choices(chat_fams, weights=chat_weights)[0])
+                    history += [{"role": "user", "content": h[0]}, {"role": "assistant", "content": h[1]}]
+                at = 1 if m[0]["role"] == "system" else 0
+                m = m[:at] + history + m[at:]
+                n_multi += 1
+            f.write(json.dumps({"family": fam, "messages": m}) + "\n")
             counts[fam] += 1
             n_written += 1
 
@@ -381,7 +409,7 @@ def main():
         for us, rs in CHAT_PAIRS:
             f.write("\n".join(us + rs) + "\n")
         f.write("\n".join(SYSTEM_PROMPTS) + "\n")
-    meta = {"seed": args.seed, "n": args.n, "counts": counts, "n_words": len(words),
+    meta = {"seed": args.seed, "n": args.n, "counts": counts, "multi_turn_samples": n_multi, "n_words": len(words),
             "n_train_words": len(train_words), "n_fortunes": len(fortunes), "n_definitions": len(defs)}
     with open(os.path.join(args.out, "meta.json"), "w") as f:
         json.dump(meta, f, indent=1)

@@ -16,7 +16,8 @@ fi
 if [ -z "$PY" ]; then echo "smoke: no python3 with torch and regex (apt-get install python3-torch python3-regex)" >&2; exit 1; fi
 mkdir -p "$OUT"
 set -x
-"$PY" "$HERE/make_data.py" --seed 7 --n 3000 --out "$OUT/data" --eval-dir "$OUT/eval" --n-eval 10
+"$PY" "$HERE/make_data.py" --seed 7 --n 3000 --out "$OUT/data" --eval-dir "$OUT/eval" --n-eval 10 --multi-turn 0.2 \
+  --reverse-max-len 7
 "$PY" "$HERE/bpe.py" --corpus "$OUT/data/corpus.txt" --vocab-size 400 --out "$OUT/tok"
 "$PY" "$HERE/train.py" --data "$OUT/data/train.jsonl" --tok "$OUT/tok" --runs "$OUT/runs" \
   --export-ar "$OUT/ar" --export-dllm "$OUT/dllm" --eval-arith "" \
