@@ -630,6 +630,8 @@ void attend_row(const float* q, const float* K, const float* V, size_t stride, i
 // on the stack whatever the context length.
 FDL_AVX512F static void attend_rows16_avx512(const float* const* q, float* const* o, const int* limits, int nrows,
                                              const float* K, const float* V, size_t stride, int hd, float scale) {
+    // Unaligned loads and stores throughout: the stack arrays are aligned for speed, but
+    // AddressSanitizer's fake stack (detect_stack_use_after_return) does not keep 64-byte alignment.
     constexpr int CH = 256;                     // keys per chunk
     alignas(64) float qt[kMaxHeadDim * 16];     // transposed, pre-scaled queries: qt[d][lane]
     alignas(64) float ot[kMaxHeadDim * 16];     // transposed output accumulator: ot[d][lane]
@@ -643,7 +645,7 @@ FDL_AVX512F static void attend_rows16_avx512(const float* const* q, float* const
     for (int d = 0; d < hd; d++)
         for (int r = 0; r < 16; r++) qt[d * 16 + r] = r < nrows ? q[r][d] * scale : 0.f;
     std::fill(ot, ot + size_t(hd) * 16, 0.f);
-    const __m512i limv = _mm512_load_si512(lim);
+    const __m512i limv = _mm512_loadu_si512(lim);
     const __m512 ninf = _mm512_set1_ps(-INFINITY);
     __m512 mx = ninf, sum = _mm512_setzero_ps();
     for (int j0 = 0; j0 < L; j0 += CH) {
@@ -655,24 +657,24 @@ FDL_AVX512F static void attend_rows16_avx512(const float* const* q, float* const
             __m512 a[8];
             for (int k = 0; k < 8; k++) a[k] = _mm512_setzero_ps();
             for (int d = 0; d < hd; d++) {
-                const __m512 qd = _mm512_load_ps(qt + d * 16);
+                const __m512 qd = _mm512_loadu_ps(qt + d * 16);
                 for (int k = 0; k < 8; k++) a[k] = _mm512_fmadd_ps(qd, _mm512_set1_ps(kr[size_t(k) * stride + d]), a[k]);
             }
             for (int k = 0; k < 8; k++) {
                 const __mmask16 m = _mm512_cmpgt_epi32_mask(limv, _mm512_set1_epi32(j0 + j + k));
                 a[k] = _mm512_mask_blend_ps(m, ninf, a[k]);
                 cmx = _mm512_max_ps(cmx, a[k]);
-                _mm512_store_ps(sc + (j + k) * 16, a[k]);
+                _mm512_storeu_ps(sc + (j + k) * 16, a[k]);
             }
         }
         for (; j < nk; j++) {
             const float* kr = K + size_t(j0 + j) * stride;
             __m512 a = _mm512_setzero_ps();
-            for (int d = 0; d < hd; d++) a = _mm512_fmadd_ps(_mm512_load_ps(qt + d * 16), _mm512_set1_ps(kr[d]), a);
+            for (int d = 0; d < hd; d++) a = _mm512_fmadd_ps(_mm512_loadu_ps(qt + d * 16), _mm512_set1_ps(kr[d]), a);
             const __mmask16 m = _mm512_cmpgt_epi32_mask(limv, _mm512_set1_epi32(j0 + j));
             a = _mm512_mask_blend_ps(m, ninf, a);
             cmx = _mm512_max_ps(cmx, a);
-            _mm512_store_ps(sc + j * 16, a);
+            _mm512_storeu_ps(sc + j * 16, a);
         }
         // Lanes with no key yet (mx = -inf) start from zero; lanes with no key in this chunk keep
         // their max. Masked scores become weight 0, never exp(-inf - -inf).
@@ -684,24 +686,24 @@ FDL_AVX512F static void attend_rows16_avx512(const float* const* q, float* const
         __m512 csum = _mm512_setzero_ps();
         for (j = 0; j < nk; j++) {
             const __mmask16 m = _mm512_cmpgt_epi32_mask(limv, _mm512_set1_epi32(j0 + j)) & live;
-            const __m512 e = _mm512_maskz_mov_ps(m, exp_avx512(_mm512_sub_ps(_mm512_load_ps(sc + j * 16), nmx)));
-            _mm512_store_ps(sc + j * 16, e);
+            const __m512 e = _mm512_maskz_mov_ps(m, exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(sc + j * 16), nmx)));
+            _mm512_storeu_ps(sc + j * 16, e);
             csum = _mm512_add_ps(csum, e);
         }
         sum = _mm512_fmadd_ps(sum, alpha, csum);
         for (int d0 = 0; d0 < hd; d0 += 16) {  // ot[d] = alpha * ot[d] + sum_j w[j] * V[j][d]
             __m512 acc[16];
-            for (int t = 0; t < 16; t++) acc[t] = _mm512_mul_ps(_mm512_load_ps(ot + (d0 + t) * 16), alpha);
+            for (int t = 0; t < 16; t++) acc[t] = _mm512_mul_ps(_mm512_loadu_ps(ot + (d0 + t) * 16), alpha);
             for (j = 0; j < nk; j++) {
-                const __m512 w = _mm512_load_ps(sc + j * 16);
+                const __m512 w = _mm512_loadu_ps(sc + j * 16);
                 const float* vr = V + size_t(j0 + j) * stride + d0;
                 for (int t = 0; t < 16; t++) acc[t] = _mm512_fmadd_ps(w, _mm512_set1_ps(vr[t]), acc[t]);
             }
-            for (int t = 0; t < 16; t++) _mm512_store_ps(ot + (d0 + t) * 16, acc[t]);
+            for (int t = 0; t < 16; t++) _mm512_storeu_ps(ot + (d0 + t) * 16, acc[t]);
         }
     }
     alignas(64) float inv[16];
-    _mm512_store_ps(inv, _mm512_div_ps(_mm512_set1_ps(1.0f), sum));
+    _mm512_storeu_ps(inv, _mm512_div_ps(_mm512_set1_ps(1.0f), sum));
     for (int r = 0; r < nrows; r++)
         for (int d = 0; d < hd; d++) o[r][d] = ot[d * 16 + r] * inv[r];
 }
