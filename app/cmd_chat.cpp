@@ -1,4 +1,5 @@
 // fastdllm chat: the terminal chat (ncurses TUI, or a plain REPL outside a terminal).
+#include <cstdlib>
 #include <iostream>
 #include <sys/stat.h>
 
@@ -26,6 +27,20 @@ int cmd_chat(int argc, char** argv, int first) {
     p.add({"", "--resume", "", "continue the conversation saved at the last exit", [&](const std::string&) { o.resume = true; }});
     p.add({"", "--session", "FILE", "where the conversation is saved (default: ~/.local/share/fastdllm/session.json)",
            [&](const std::string& v) { o.session_file = v; }});
+    p.add({"", "--history", "N|all",
+           "earlier exchanges each new prompt keeps (default: the model's config.json, else all; the demo "
+           "models say 0: they were trained on single questions)",
+           [&](const std::string& v) {
+               if (v == "all") {
+                   o.history_turns = -1;
+                   return;
+               }
+               char* end = nullptr;
+               const long n = std::strtol(v.c_str(), &end, 10);
+               if (v.empty() || *end != '\0' || n < 0 || n > 1000000)
+                   throw UsageError{"--history takes a number of exchanges (0 or more) or 'all', not '" + v + "'"};
+               o.history_turns = int(n);
+           }});
     add_decode_flags(p, flags);
     std::vector<std::string> rest = p.parse(argc, argv, first);
     if (p.help_requested()) {

@@ -36,6 +36,7 @@ std::string render_chatml(const std::vector<ChatMessage>& messages, bool add_gen
 
 ChatSession::ChatSession(Model& model) : model_(model), cache_(model.make_cache()) {
     system_ = default_system_prompt(model.config().dir);
+    history_turns_ = model.config().chat_history_turns;
 }
 
 void ChatSession::set_system(const std::string& text) { system_ = text; }
@@ -61,7 +62,11 @@ std::vector<int32_t> ChatSession::prompt_ids() {
         out.insert(out.end(), nl.begin(), nl.end());
     };
     if (!system_.empty()) turn("system", tok.encode(system_, false));
-    for (auto& m : messages_) turn(m.role, ids_of(m));
+    // The last message (the new user turn) and the history_turns_ exchanges before it.
+    size_t first = 0;
+    if (history_turns_ >= 0 && messages_.size() > 2 * size_t(history_turns_) + 1)
+        first = messages_.size() - 2 * size_t(history_turns_) - 1;
+    for (size_t i = first; i < messages_.size(); i++) turn(messages_[i].role, ids_of(messages_[i]));
     out.push_back(start);
     for (int32_t t : tok.encode("assistant\n", false)) out.push_back(t);
     return out;

@@ -38,6 +38,10 @@ public:
     const std::string& system() const { return system_; }
     const std::vector<ChatMessage>& messages() const { return messages_; }
     void clear();  // forget the conversation (the cache is kept; it is reused only where it matches)
+    // How many earlier exchanges (user + assistant) the prompt of a new turn keeps; -1 = all
+    // (the default, unless the model's config.json says otherwise). The transcript keeps them all.
+    void set_history_turns(int n) { history_turns_ = n < 0 ? -1 : n; }
+    int history_turns() const { return history_turns_; }
 
     // Adds a user turn, generates the reply, and adds it (cut at the stop token). A cancelled
     // reply is kept as far as it got, so the transcript shows what was decoded.
@@ -61,6 +65,7 @@ private:
     KVCache cache_;
     std::string system_;
     std::vector<ChatMessage> messages_;
+    int history_turns_ = -1;
     const std::vector<int32_t>& ids_of(ChatMessage& m);
 };
 

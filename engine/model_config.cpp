@@ -94,6 +94,11 @@ ModelConfig ModelConfig::parse(const std::string& text, const std::string& file)
         throw file_error(file, "head_dim = " + std::to_string(c.head_dim) + " (hidden_size / num_attention_heads) must be at least 2");
     if (c.head_dim % 2 != 0) throw file_error(file, "head_dim must be even for rotary embeddings");
     if (!(c.rope_theta > 0) || !(c.rms_norm_eps > 0)) throw file_error(file, "rope_theta and rms_norm_eps must be positive");
+    if (j.contains("fastdllm_chat")) {
+        const auto& fc = j["fastdllm_chat"];
+        if (!fc.is_object()) throw file_error(file, "\"fastdllm_chat\" must be an object");
+        c.chat_history_turns = get_int(fc, "history_turns", file, 0, 1 << 20, -1, false);
+    }
     if (j.contains("tie_word_embeddings")) {
         if (!j["tie_word_embeddings"].is_boolean()) throw file_error(file, "\"tie_word_embeddings\" must be true or false");
         c.tie_word_embeddings = j["tie_word_embeddings"].get<bool>();

@@ -24,6 +24,9 @@ struct ModelConfig {
     double rope_theta = 10000.0;
     double rms_norm_eps = 1e-6;
     bool tie_word_embeddings = false;
+    // Earlier exchanges a chat prompt keeps (-1: all). From config.json's
+    // "fastdllm_chat": {"history_turns": N}: the demo models, trained on single-turn samples, set 0.
+    int chat_history_turns = -1;
     std::vector<int32_t> eos_token_ids;  // stop tokens (config + generation_config)
 
     // Reads <dir>/config.json and the optional files. Throws fdl::Error naming the file.

@@ -8,6 +8,7 @@
 
 #include "engine/chat_session.h"
 #include "engine/error.h"
+#include "engine/model_config.h"
 
 using namespace fdl;
 
@@ -65,6 +66,43 @@ TEST_P(ChatSessionTest, SecondTurnReusesCacheExactly) {
     ASSERT_EQ(loaded.messages().size(), 4u);
     EXPECT_EQ(loaded.messages()[2].content, "And again, please");
     EXPECT_EQ(loaded.system(), "You are terse.");
+}
+
+// --history / config.json "fastdllm_chat": the prompt keeps the last N exchanges (the system
+// prompt always), and is exactly what a session holding only those exchanges would render.
+TEST(ChatSessionHistory, KeepsTheLastExchanges) {
+    auto model = Model::load(FIXTURES_DIR "/tiny/model");
+    ASSERT_EQ(model->config().chat_history_turns, -1);  // no "fastdllm_chat" in its config: all
+    ChatSession s(*model);
+    s.set_system("S");
+    nlohmann::json doc = {{"system", "S"},
+                          {"messages", {{{"role", "user"}, {"content", "one"}}, {{"role", "assistant"}, {"content", "1"}},
+                                        {{"role", "user"}, {"content", "two"}}, {{"role", "assistant"}, {"content", "2"}}}}};
+    s.from_json(doc);
+    auto render = [&](const std::vector<std::pair<std::string, std::string>>& turns) {
+        ChatSession ref(*model);
+        nlohmann::json d = {{"system", "S"}, {"messages", nlohmann::json::array()}};
+        for (const auto& t : turns) d["messages"].push_back({{"role", t.first}, {"content", t.second}});
+        ref.from_json(d);
+        return ref.prompt_with("three");
+    };
+    EXPECT_EQ(s.history_turns(), -1);
+    EXPECT_EQ(s.prompt_with("three"), render({{"user", "one"}, {"assistant", "1"}, {"user", "two"}, {"assistant", "2"}}));
+    s.set_history_turns(1);
+    EXPECT_EQ(s.prompt_with("three"), render({{"user", "two"}, {"assistant", "2"}}));
+    s.set_history_turns(0);
+    EXPECT_EQ(s.prompt_with("three"), render({}));
+    s.set_history_turns(5);  // more than there are: all
+    EXPECT_EQ(s.prompt_with("three"), render({{"user", "one"}, {"assistant", "1"}, {"user", "two"}, {"assistant", "2"}}));
+    EXPECT_EQ(s.messages().size(), 4u);  // the transcript keeps everything
+
+    // The shipped demo models declare 0 in their config.json; a malformed declaration is refused.
+    EXPECT_EQ(ModelConfig::from_dir(SOURCE_DIR "/assets/models/demo-dllm").chat_history_turns, 0);
+    EXPECT_EQ(ModelConfig::from_dir(SOURCE_DIR "/assets/models/demo-ar").chat_history_turns, 0);
+    EXPECT_THROW(ModelConfig::parse(R"({"hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "intermediate_size": 8, "vocab_size": 10, "fastdllm_chat": {"history_turns": -3}})", "config.json"), Error);
+    EXPECT_THROW(ModelConfig::parse(R"({"hidden_size": 8, "num_hidden_layers": 1, "num_attention_heads": 2,
+        "intermediate_size": 8, "vocab_size": 10, "fastdllm_chat": 2})", "config.json"), Error);
 }
 
 TEST(ChatSessionJson, RejectsMalformedDocuments) {

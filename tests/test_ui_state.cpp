@@ -371,6 +371,12 @@ TEST(UiStateCommands, Parsing) {
     EXPECT_EQ(c.kind, CommandKind::System);
     EXPECT_EQ(c.arg, "You are terse.");
     EXPECT_EQ(parse_command("/clear").kind, CommandKind::Clear);
+    c = parse_command("/history 2");
+    EXPECT_EQ(c.kind, CommandKind::History);
+    EXPECT_EQ(parse_history_turns(c.arg), 2);
+    EXPECT_EQ(parse_history_turns("0"), 0);
+    EXPECT_EQ(parse_history_turns("all"), -1);
+    for (const char* bad : {"", "-1", "two", "1.5", "99999999", "3 4"}) EXPECT_EQ(parse_history_turns(bad), -2) << bad;
     EXPECT_EQ(parse_command("/save a.json").arg, "a.json");
     EXPECT_EQ(parse_command("/load a.json").kind, CommandKind::Load);
     EXPECT_EQ(parse_command("/help").kind, CommandKind::Help);

@@ -137,6 +137,7 @@ void ensure_ar(App& app, const Sink& sink) {
     }
     if (dir.empty()) {
         app.ar_session = std::make_unique<ChatSession>(*app.model);
+        app.ar_session->set_history_turns(app.session->history_turns());
         app.ar_tt = app.tt;
         app.ar_label = app.model->config().name + " · AR decoding (no AR model found: same weights)";
         return;
@@ -148,6 +149,7 @@ void ensure_ar(App& app, const Sink& sink) {
     lo.weight_type = app.opts.dtype;
     app.ar_model = Model::load(dir, lo);
     app.ar_session = std::make_unique<ChatSession>(*app.ar_model);
+    app.ar_session->set_history_turns(app.session->history_turns());  // follows the chat's setting
     app.ar_tt = TokenText::of(app.ar_model->tokenizer(), app.ar_model->config().eos_token_ids);
     app.ar_label = app.ar_model->config().name + " · AR baseline";
 }
@@ -265,6 +267,21 @@ std::string run_shared_command(App& app, Settings& settings, const Command& c, b
             if (busy) return refuse_busy();
             app.session->clear();
             return "conversation cleared";
+        case CommandKind::History: {
+            auto describe = [](int n) {
+                return n < 0 ? std::string("all earlier exchanges") : std::to_string(n) + " earlier exchange" + (n == 1 ? "" : "s");
+            };
+            if (c.arg.empty()) return "each prompt keeps " + describe(app.session->history_turns()) + " (/history N|all)";
+            const int n = parse_history_turns(c.arg);
+            if (n == -2) {
+                error = true;
+                return "/history takes a number of exchanges (0 or more) or 'all'";
+            }
+            if (busy) return refuse_busy();
+            app.session->set_history_turns(n);
+            if (app.ar_session) app.ar_session->set_history_turns(n);
+            return "each prompt now keeps " + describe(n);
+        }
         case CommandKind::Save: {
             if (c.arg.empty()) {
                 error = true;
@@ -842,6 +859,7 @@ int run_chat(const ChatAppOptions& opts) {
         app.session = std::make_unique<ChatSession>(*app.model);
         app.tt = TokenText::of(app.model->tokenizer(), app.model->config().eos_token_ids);
         if (opts.system_set) app.session->set_system(opts.system);
+        if (opts.history_turns != -2) app.session->set_history_turns(opts.history_turns);
         Settings& s = app.settings;
         s.gen = opts.gen;
         if (!opts.gen_mode_set) s.gen.mode = app.model->config().is_diffusion ? DecodeMode::Diffusion : DecodeMode::AR;

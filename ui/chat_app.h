@@ -20,6 +20,7 @@ struct ChatAppOptions {
     std::string session_file;  // --session FILE ("" = <data dir>/fastdllm/session.json)
     int threads = 0;           // already applied by the app; shown in the status bar
     std::string dtype = "auto"; // weights in memory (LoadOptions::weight_type)
+    int history_turns = -2;    // --history: earlier exchanges in each prompt (-1 all; -2 = the model's default)
 };
 
 // Runs the chat until the user quits. Returns the process exit code. Errors loading models are

@@ -60,6 +60,7 @@ Command parse_command(std::string_view line) {
         {"sub", CommandKind::Sub}, {"cache", CommandKind::Cache}, {"mode", CommandKind::Mode},
         {"n", CommandKind::MaxTokens}, {"max", CommandKind::MaxTokens}, {"temp", CommandKind::Temperature},
         {"delay", CommandKind::Delay}, {"system", CommandKind::System}, {"clear", CommandKind::Clear},
+        {"history", CommandKind::History},
         {"save", CommandKind::Save}, {"load", CommandKind::Load}, {"replay", CommandKind::Replay},
         {"help", CommandKind::Help}, {"h", CommandKind::Help}, {"?", CommandKind::Help}, {"quit", CommandKind::Quit},
         {"exit", CommandKind::Quit}, {"q", CommandKind::Quit},
@@ -157,6 +158,12 @@ bool apply_setting(Settings& s, const Command& c, std::string& message) {
     return true;
 }
 
+int parse_history_turns(const std::string& arg) {
+    if (arg == "all") return -1;
+    if (arg.empty() || arg.size() > 7 || arg.find_first_not_of("0123456789") != std::string::npos) return -2;
+    return std::stoi(arg);
+}
+
 std::vector<std::string> help_lines() {
     return {
         "Keys",
@@ -174,6 +181,7 @@ std::vector<std::string> help_lines() {
         "  /mode MODE       ar | diffusion | compare (AR baseline, then diffusion)",
         "  /n 256 /temp 0.7 max new tokens; sampling temperature (0 = greedy)",
         "  /system TEXT     set the system prompt;  /clear  forget the conversation",
+        "  /history N|all   earlier exchanges each prompt keeps (demo models: 0)",
         "  /save FILE       save the conversation as JSON;  /load FILE  load one",
         "  /replay [SPEED]  replay the last answer (events/s);  /replay off",
         "  /delay MS        slow motion: pause MS after each forward pass (0 = off)",

@@ -21,6 +21,7 @@ enum class CommandKind {
     Delay,      // /delay 100  (slow motion, ms per forward pass)
     System,     // /system TEXT
     Clear,      // /clear
+    History,    // /history [N|all]: earlier exchanges each prompt keeps
     Save,       // /save FILE
     Load,       // /load FILE
     Replay,     // /replay [SPEED|off]
@@ -43,6 +44,9 @@ Command parse_command(std::string_view line);
 // and the message says why. Returns true on success (message: the new setting).
 bool apply_setting(Settings& s, const Command& c, std::string& message);
 bool is_setting(CommandKind k);
+
+// /history's argument: "all" -> -1, a whole number N >= 0 -> N; anything else -> -2.
+int parse_history_turns(const std::string& arg);
 
 // Lines of the /help overlay (keys and commands).
 std::vector<std::string> help_lines();
