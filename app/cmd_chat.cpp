@@ -1,5 +1,4 @@
 // fastdllm chat: the terminal chat (ncurses TUI, or a plain REPL outside a terminal).
-#include <cstdlib>
 #include <iostream>
 #include <sys/stat.h>
 
@@ -8,6 +7,7 @@
 #include "engine/model_config.h"
 #ifdef FASTDLLM_HAVE_UI
 #include "ui/chat_app.h"
+#include "ui/commands.h"
 #endif
 
 namespace fdl::cli {
@@ -31,15 +31,9 @@ int cmd_chat(int argc, char** argv, int first) {
            "earlier exchanges each new prompt keeps (default: the model's config.json, else all; the demo "
            "models say 0: they were trained on single questions)",
            [&](const std::string& v) {
-               if (v == "all") {
-                   o.history_turns = -1;
-                   return;
-               }
-               char* end = nullptr;
-               const long n = std::strtol(v.c_str(), &end, 10);
-               if (v.empty() || *end != '\0' || n < 0 || n > 1000000)
+               o.history_turns = ui::parse_history_turns(v);
+               if (o.history_turns == -2)
                    throw UsageError{"--history takes a number of exchanges (0 or more) or 'all', not '" + v + "'"};
-               o.history_turns = int(n);
            }});
     add_decode_flags(p, flags);
     std::vector<std::string> rest = p.parse(argc, argv, first);

@@ -54,6 +54,15 @@ class Docs:
         k = self.resp[i]
         return self.ids[a:b].tolist(), [0] * k + [1] * (b - a - k), self.families[self.fam[i]]
 
+    def subset(self, indices):
+        ids, start, resp, fam = array.array("H"), array.array("Q", [0]), array.array("H"), array.array("B")
+        for i in indices:
+            ids.extend(self.ids[self.start[i]:self.start[i + 1]])
+            start.append(len(ids))
+            resp.append(self.resp[i])
+            fam.append(self.fam[i])
+        return Docs(ids, start, resp, fam, self.families, self.tok_digest)
+
     def num_tokens(self):
         return len(self.ids)
 
@@ -134,20 +143,9 @@ def load(path, tok, tok_dir, max_len, limit=0):
     if path.endswith(".jsonl"):
         return Docs.from_jsonl(path, tok, max_len, limit)
     d = Docs.load(path, tokenizer_digest(tok_dir))
-    if limit and limit < len(d):
-        n = limit
-        d = Docs(d.ids[:d.start[n]], d.start[:n + 1], d.resp[:n], d.fam[:n], d.families, d.tok_digest)
-    keep = [i for i in range(len(d)) if d.start[i + 1] - d.start[i] <= max_len]
-    if len(keep) < len(d):  # pre-tokenized for a longer --seq: drop what does not fit this one
-        ids, start, resp, fam = array.array("H"), array.array("Q", [0]), array.array("H"), array.array("B")
-        for i in keep:
-            ids.extend(d.ids[d.start[i]:d.start[i + 1]])
-            start.append(len(ids))
-            resp.append(d.resp[i])
-            fam.append(d.fam[i])
-        d = Docs(ids, start, resp, fam, d.families, d.tok_digest)
-    return d
-
+    n = min(limit, len(d)) if limit else len(d)
+    keep = [i for i in range(n) if d.start[i + 1] - d.start[i] <= max_len]  # pre-tokenized for a longer --seq
+    return d if len(keep) == len(d) else d.subset(keep)
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -123,13 +123,11 @@ class PackedBatches(torch.utils.data.IterableDataset):
 
 
 def batch_stream(docs, seq, align, pad_id, seed, rank, world, workers, bs, pin):
-    if workers <= 0:
-        packer = Packer(docs, seq, align, pad_id, seed, rank, world)
-        while True:
-            yield packer.batch(bs)
+    if workers <= 0:  # iterated in this process: one packer on the rank's own shard
+        return iter(PackedBatches(docs, seq, align, pad_id, seed, rank, world, 1, bs))
     ds = PackedBatches(docs, seq, align, pad_id, seed, rank, world, workers, bs)
-    yield from torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, pin_memory=pin,
-                                           prefetch_factor=4, persistent_workers=False)
+    return iter(torch.utils.data.DataLoader(ds, batch_size=None, num_workers=workers, pin_memory=pin,
+                                            prefetch_factor=4, persistent_workers=False))
 
 
 # ----------------------------------------------------------------------------- losses
