@@ -514,25 +514,30 @@ FDL_AVX512F static inline __m512 exp_avx512(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
-FDL_AVX512F static void silu_mul_avx512(float* g, const float* u, size_t n) {
-    size_t i = 0;
+FDL_AVX512F static void silu_mul_avx512(const float* g, const float* u, float* out, int n) {
+    int i = 0;
     for (; i + 16 <= n; i += 16) {
         const __m512 gv = _mm512_loadu_ps(g + i);
         const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_setzero_ps(), gv));
         const __m512 sg = _mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-        _mm512_storeu_ps(g + i, _mm512_mul_ps(sg, _mm512_loadu_ps(u + i)));
+        _mm512_storeu_ps(out + i, _mm512_mul_ps(sg, _mm512_loadu_ps(u + i)));
     }
-    for (; i < n; i++) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    for (; i < n; i++) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
 
-void silu_mul(float* g, const float* u, size_t n) {
-    if (cpu_features().avx512f) {
-        constexpr size_t chunk = 16384;
-#pragma omp parallel for schedule(static) if (n > 4 * chunk)
-        for (size_t i = 0; i < n; i += chunk) silu_mul_avx512(g + i, u + i, std::min(chunk, n - i));
-        return;
+void swiglu_rows(const float* gu, int n, int inter, float* out) {
+    const bool avx512 = cpu_features().avx512f;
+#pragma omp parallel for schedule(static) if (long(n) * inter > (1 << 16))
+    for (int i = 0; i < n; i++) {
+        const float* g = gu + size_t(i) * 2 * inter;
+        const float* u = g + inter;
+        float* o = out + size_t(i) * inter;
+        if (avx512) {
+            silu_mul_avx512(g, u, o, inter);
+        } else {
+            for (int j = 0; j < inter; j++) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+        }
     }
-    for (size_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
 
 FDL_AVX512F static float exp_sum_avx512(float* s, int len, float mx) {

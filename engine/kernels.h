@@ -54,8 +54,9 @@ constexpr int kMaxHeadDim = 256;
 void attend_rows16(const float* const* q, float* const* o, const int* limits, int nrows, const float* K, const float* V,
                    size_t stride, int hd, float scale, float* s);
 
-// SwiGLU's elementwise part: g[i] = silu(g[i]) * u[i].
-void silu_mul(float* g, const float* u, size_t n);
+// SwiGLU's elementwise part on the stacked gate/up projection: gu holds n rows of
+// [gate (inter) | up (inter)]; out[i, j] = silu(gate[i, j]) * up[i, j]. out may not alias gu.
+void swiglu_rows(const float* gu, int n, int inter, float* out);
 
 // Rounds n*in floats to bfloat16 (nearest even). `in` must be even.
 void to_bf16(const float* x, size_t count, uint16_t* out);

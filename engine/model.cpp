@@ -115,6 +115,25 @@ void load_linear(const SafeTensors& st, const std::string& prefix, int in, int o
     if (bias) load_tensor(st, prefix + ".bias", {out}, l.b);
 }
 
+// Projections of the same input stacked row-wise into one Linear (see LayerWeights).
+void load_stacked(const SafeTensors& st, const std::vector<std::string>& prefixes, const std::vector<int>& outs, int in,
+                  bool bias, WeightType type, Linear& l) {
+    l.in = in;
+    l.out = 0;
+    std::vector<float> all, part;
+    l.b.clear();
+    for (size_t i = 0; i < prefixes.size(); i++) {
+        load_tensor(st, prefixes[i] + ".weight", {outs[i], in}, part);
+        all.insert(all.end(), part.begin(), part.end());
+        if (bias) {
+            load_tensor(st, prefixes[i] + ".bias", {outs[i]}, part);
+            l.b.insert(l.b.end(), part.begin(), part.end());
+        }
+        l.out += outs[i];
+    }
+    l.set(all, type);
+}
+
 // Loops this small are faster on one thread than with a fork/join of the team.
 constexpr long kParallelWork = 1 << 15;
 
@@ -184,13 +203,12 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
         LayerWeights& L = m->layers_[size_t(l)];
         load_tensor(st, p + ".input_layernorm.weight", {H}, L.attn_norm);
         load_tensor(st, p + ".post_attention_layernorm.weight", {H}, L.mlp_norm);
-        load_linear(st, p + ".self_attn.q_proj", H, Q, true, wt, L.q);
-        load_linear(st, p + ".self_attn.k_proj", H, KV, true, wt, L.k);
-        load_linear(st, p + ".self_attn.v_proj", H, KV, true, wt, L.v);
-        load_linear(st, p + ".self_attn.o_proj", Q, H, false, wt, L.o);
-        load_linear(st, p + ".mlp.gate_proj", H, c.intermediate_size, false, wt, L.gate);
-        load_linear(st, p + ".mlp.up_proj", H, c.intermediate_size, false, wt, L.up);
-        load_linear(st, p + ".mlp.down_proj", c.intermediate_size, H, false, wt, L.down);
+        const std::string a = p + ".self_attn.", f = p + ".mlp.";
+        load_stacked(st, {a + "q_proj", a + "k_proj", a + "v_proj"}, {Q, KV, KV}, H, true, wt, L.qkv);
+        load_linear(st, a + "o_proj", Q, H, false, wt, L.o);
+        load_stacked(st, {f + "gate_proj", f + "up_proj"}, {c.intermediate_size, c.intermediate_size}, H, false, wt,
+                     L.gate_up);
+        load_linear(st, f + "down_proj", c.intermediate_size, H, false, wt, L.down);
     }
     load_tensor(st, "model.norm.weight", {H}, m->final_norm_);
     if (st.find("lm_head.weight")) {
@@ -242,12 +260,9 @@ std::unique_ptr<Model> Model::random(const ModelConfig& shape, WeightType type, 
     for (auto& L : m->layers_) {
         L.attn_norm.assign(size_t(H), 1.0f);
         L.mlp_norm.assign(size_t(H), 1.0f);
-        linear(L.q, H, Q, true);
-        linear(L.k, H, KV, true);
-        linear(L.v, H, KV, true);
+        linear(L.qkv, H, Q + 2 * KV, true);
         linear(L.o, Q, H, false);
-        linear(L.gate, H, c.intermediate_size, false);
-        linear(L.up, H, c.intermediate_size, false);
+        linear(L.gate_up, H, 2 * c.intermediate_size, false);
         linear(L.down, c.intermediate_size, H, false);
     }
     m->final_norm_.assign(size_t(H), 1.0f);
@@ -265,8 +280,8 @@ KVCache Model::make_cache() const {
 size_t Model::weight_bytes() const {
     size_t n = embed_.bytes() + final_norm_.size() * 4 + lm_head_own_.bytes();
     for (auto& L : layers_)
-        n += (L.attn_norm.size() + L.mlp_norm.size()) * 4 + L.q.bytes() + L.k.bytes() + L.v.bytes() + L.o.bytes() +
-             L.gate.bytes() + L.up.bytes() + L.down.bytes();
+        n += (L.attn_norm.size() + L.mlp_norm.size()) * 4 + L.qkv.bytes() + L.o.bytes() + L.gate_up.bytes() +
+             L.down.bytes();
     return n;
 }
 
@@ -276,12 +291,13 @@ void Model::ensure_scratch(int n) {
     const size_t N = size_t(n);
     x_.resize(N * c.hidden_size);
     h_.resize(N * c.hidden_size);
+    qkv_.resize(N * (c.num_heads + 2 * c.num_kv_heads) * c.head_dim);
     q_.resize(N * c.num_heads * c.head_dim);
     k_.resize(N * c.num_kv_heads * c.head_dim);
     v_.resize(N * c.num_kv_heads * c.head_dim);
     att_.resize(N * c.num_heads * c.head_dim);
-    gate_.resize(N * c.intermediate_size);
-    up_.resize(N * c.intermediate_size);
+    gate_up_.resize(N * 2 * c.intermediate_size);
+    act_.resize(N * c.intermediate_size);
     scratch_n_ = n;
 }
 
@@ -385,9 +401,14 @@ void Model::forward(KVCache& cache, const Pass& p, float* logits) {
     for (int l = 0; l < c.num_layers; l++) {
         const LayerWeights& L = layers_[size_t(l)];
         rmsnorm(x_.data(), L.attn_norm.data(), h_.data(), n, H, c.rms_norm_eps);
-        L.q.apply(h_.data(), n, q_.data());
-        L.k.apply(h_.data(), n, k_.data());
-        L.v.apply(h_.data(), n, v_.data());
+        L.qkv.apply(h_.data(), n, qkv_.data());
+        const int Q = c.num_heads * c.head_dim;
+        for (int i = 0; i < n; i++) {
+            const float* r = qkv_.data() + size_t(i) * (Q + 2 * kvd);
+            std::memcpy(q_.data() + size_t(i) * Q, r, size_t(Q) * sizeof(float));
+            std::memcpy(k_.data() + size_t(i) * kvd, r + Q, size_t(kvd) * sizeof(float));
+            std::memcpy(v_.data() + size_t(i) * kvd, r + Q + kvd, size_t(kvd) * sizeof(float));
+        }
         apply_rope(q_.data(), n, c.num_heads, c.head_dim, rope_cos_, rope_sin_);
         apply_rope(k_.data(), n, c.num_kv_heads, c.head_dim, rope_cos_, rope_sin_);
         for (int i = 0; i < n; i++) {
@@ -398,11 +419,9 @@ void Model::forward(KVCache& cache, const Pass& p, float* logits) {
         L.o.apply(att_.data(), n, h_.data());
         for (size_t i = 0; i < size_t(n) * H; i++) x_[i] += h_[i];
         rmsnorm(x_.data(), L.mlp_norm.data(), h_.data(), n, H, c.rms_norm_eps);
-        L.gate.apply(h_.data(), n, gate_.data());
-        L.up.apply(h_.data(), n, up_.data());
-        const size_t m = size_t(n) * c.intermediate_size;
-        silu_mul(gate_.data(), up_.data(), m);
-        L.down.apply(gate_.data(), n, h_.data());
+        L.gate_up.apply(h_.data(), n, gate_up_.data());
+        swiglu_rows(gate_up_.data(), n, c.intermediate_size, act_.data());
+        L.down.apply(act_.data(), n, h_.data());
         for (size_t i = 0; i < size_t(n) * H; i++) x_[i] += h_[i];
     }
     if (p.logits_count > 0) {

@@ -1,5 +1,5 @@
 // A Qwen2 decoder (the architecture of Fast-dLLM v2 and of its AR parent) in float32 on the CPU.
-// One forward pass runs n tokens at consecutive positions: GEMMs with M = n through OpenBLAS,
+// One forward pass runs n tokens at consecutive positions: GEMMs with M = n (kernels.h),
 // everything else in OpenMP loops, attention over cache rows [0, attend_len).
 #pragma once
 #include <cstdint>
@@ -55,9 +55,15 @@ struct Linear {
     size_t bytes() const;
 };
 
+// q/k/v and gate/up, which read the same input, are stacked into one matrix each at load:
+// one GEMM, one activation conversion and one fork/join of the threads instead of three or two
+// (those fixed costs are a large share of a small model's pass).
 struct LayerWeights {
     std::vector<float> attn_norm, mlp_norm;
-    Linear q, k, v, o, gate, up, down;
+    Linear qkv;      // rows: q_proj [Q], k_proj [KV], v_proj [KV]; biases likewise
+    Linear o;
+    Linear gate_up;  // rows: gate_proj [inter], up_proj [inter]
+    Linear down;
 };
 
 struct LoadOptions {
@@ -103,7 +109,7 @@ private:
     std::vector<float> rope_cos_, rope_sin_;  // this pass's rotary table, [n, head_dim / 2]
 
     // Scratch, grown to the largest pass seen; nothing allocates per token.
-    std::vector<float> x_, h_, q_, k_, v_, att_, gate_, up_, rows_;
+    std::vector<float> x_, h_, qkv_, q_, k_, v_, att_, gate_up_, act_, rows_;
     int scratch_n_ = 0;
     void ensure_scratch(int n);
     void attention(KVCache& cache, int layer, const Pass& p);

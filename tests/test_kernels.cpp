@@ -150,17 +150,26 @@ TEST(PackedLayout, SameResultsAsRowMajor) {
 }
 
 // The vectorised exp inside SwiGLU and the attention softmax stays within a few float ulps of
-// std::exp, including where exp over- or underflows.
-TEST(Elementwise, SiluMulMatchesScalar) {
-    std::vector<float> g, u;
+// std::exp, including where exp over- or underflows; rows of the stacked [gate | up] layout
+// (inter not a multiple of 16, so each row has a scalar tail) land in their own output rows.
+TEST(Elementwise, SwigluRowsMatchesScalar) {
+    std::vector<float> g;
     for (float v = -120.f; v <= 120.f; v += 0.37f) g.push_back(v);
     for (float v : {0.f, -0.f, 1e-30f, -1e-30f, 88.f, -88.f, 89.f, -104.f}) g.push_back(v);
-    for (size_t i = 0; i < g.size(); i++) u.push_back(0.5f + float(i % 7));
-    std::vector<float> got = g;
-    silu_mul(got.data(), u.data(), got.size());
+    const int rows = 3, inter = int(g.size() + rows - 1) / rows;
+    ASSERT_NE(inter % 16, 0);
+    g.resize(size_t(rows) * inter, 1.5f);
+    std::vector<float> gu(size_t(rows) * 2 * inter), got(size_t(rows) * inter, -1.f);
+    auto up = [](size_t i) { return 0.5f + float(i % 7); };
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < inter; j++) {
+            gu[size_t(r) * 2 * inter + j] = g[size_t(r) * inter + j];
+            gu[size_t(r) * 2 * inter + inter + j] = up(size_t(r) * inter + j);
+        }
+    swiglu_rows(gu.data(), rows, inter, got.data());
     for (size_t i = 0; i < g.size(); i++) {
-        const double want = double(g[i]) / (1.0 + std::exp(-double(g[i]))) * u[i];
-        EXPECT_NEAR(got[i], want, 4e-7 * std::fabs(want) + 1e-30) << "g = " << g[i];
+        const double want = double(g[i]) / (1.0 + std::exp(-double(g[i]))) * up(i);
+        EXPECT_NEAR(got[i], want, 4e-7 * std::fabs(want) + 1e-30) << "g = " << g[i] << " at " << i;
     }
 }
 
