@@ -253,42 +253,13 @@ def msgs(rng, user, assistant):
 
 # ----------------------------------------------------------------------------- main
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--eval-seed", type=int, default=None,
-                    help="seed of the held-out eval sets (default seed+1); keep it fixed to exclude the same items")
-    ap.add_argument("--n", type=int, default=300000, help="number of training samples")
-    ap.add_argument("--out", default="train/runs/data")
-    ap.add_argument("--eval-dir", default="assets/eval", help="'' to skip writing eval sets")
-    ap.add_argument("--n-eval", type=int, default=100)
-    ap.add_argument("--weights", default="60,7,6,7,6,5,4,5",
-                    help="mixture weights: arithmetic,spell,reverse,sort,define,fortune,chat,text")
-    ap.add_argument("--multi-turn", type=float, default=0.0,
-                    help="share of chat samples given 1-2 earlier exchanges (the shipped models: 0)")
-    ap.add_argument("--reverse-max-len", type=int, default=6,
-                    help="longest word in reverse training samples (the test set has up to 7 letters)")
-    args = ap.parse_args()
-
-    rng = random.Random(args.seed)
-    erng = random.Random(args.seed + 1 if args.eval_seed is None else args.eval_seed)
-    os.makedirs(args.out, exist_ok=True)
-
-    words = load_words(rng)
-    fortunes = load_fortunes()
-    defs = load_definitions(set(words))
-
-    # ---- held-out evaluation sets (drawn first, then excluded from training)
+def draw_eval_sets(words, erng, n_eval):
+    """The held-out sets of one eval seed: ({family: items}, words, arithmetic triples, sort lists)."""
     shuffled = list(words)
     erng.shuffle(shuffled)
-    n_eval = args.n_eval
     eval_spell_words = shuffled[:n_eval]
     eval_rev_words = shuffled[n_eval:2 * n_eval]
     held_words = set(eval_spell_words) | set(eval_rev_words)
-    train_words = [w for w in words if w not in held_words]
-    # prefer shorter words for reverse (harder task)
-    train_words_short = [w for w in train_words if len(w) <= args.reverse_max_len]
-
     eval_sets = {"arithmetic": [], "spell": [], "reverse": [], "sort": []}
     held_arith = set()
     while len(eval_sets["arithmetic"]) < n_eval:
@@ -310,6 +281,50 @@ def main():
         held_sort.add(nums)
         eval_sets["sort"].append({"prompt": "Sort these numbers: " + ", ".join(map(str, nums)),
                                   "answer": ", ".join(map(str, sorted(nums)))})
+    return eval_sets, held_words, held_arith, held_sort
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--eval-seed", type=int, default=None,
+                    help="seed of the held-out eval sets (default seed+1); keep it fixed to exclude the same items")
+    ap.add_argument("--n", type=int, default=300000, help="number of training samples")
+    ap.add_argument("--out", default="train/runs/data")
+    ap.add_argument("--eval-dir", default="assets/eval", help="'' to skip writing eval sets")
+    ap.add_argument("--n-eval", type=int, default=100)
+    ap.add_argument("--weights", default="60,7,6,7,6,5,4,5",
+                    help="mixture weights: arithmetic,spell,reverse,sort,define,fortune,chat,text")
+    ap.add_argument("--multi-turn", type=float, default=0.0,
+                    help="share of chat samples given 1-2 earlier exchanges (the shipped models: 0)")
+    ap.add_argument("--exclude-eval-seeds", default="",
+                    help="comma list of further eval seeds whose sets are also kept out of training "
+                         "(the validation draw's, e.g. 999), so model choices on them are fair")
+    ap.add_argument("--reverse-max-len", type=int, default=6,
+                    help="longest word in reverse training samples (the test set has up to 7 letters)")
+    args = ap.parse_args()
+
+    rng = random.Random(args.seed)
+    erng = random.Random(args.seed + 1 if args.eval_seed is None else args.eval_seed)
+    os.makedirs(args.out, exist_ok=True)
+
+    words = load_words(rng)
+    fortunes = load_fortunes()
+    defs = load_definitions(set(words))
+
+    # ---- held-out evaluation sets (drawn first, then excluded from training)
+    eval_sets, held_words, held_arith, held_sort = draw_eval_sets(words, erng, args.n_eval)
+    # Other draws (a validation set) held out as well, so that choosing a model on them is not
+    # choosing on memorised items.
+    for extra_seed in [int(x) for x in args.exclude_eval_seeds.split(",") if x.strip()]:
+        _, w2, a2, s2 = draw_eval_sets(words, random.Random(extra_seed), args.n_eval)
+        held_words |= w2
+        held_arith |= a2
+        held_sort |= s2
+    train_words = [w for w in words if w not in held_words]
+    # prefer shorter words for reverse (harder task)
+    train_words_short = [w for w in train_words if len(w) <= args.reverse_max_len]
+
     if args.eval_dir:
         os.makedirs(args.eval_dir, exist_ok=True)
         for fam, items in eval_sets.items():

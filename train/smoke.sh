@@ -17,7 +17,33 @@ if [ -z "$PY" ]; then echo "smoke: no python3 with torch and regex (apt-get inst
 mkdir -p "$OUT"
 set -x
 "$PY" "$HERE/make_data.py" --seed 7 --n 3000 --out "$OUT/data" --eval-dir "$OUT/eval" --n-eval 10 --multi-turn 0.2 \
-  --reverse-max-len 7
+  --reverse-max-len 7 --exclude-eval-seeds 9
+# The sets of eval seed 9 (a validation draw) must be kept out of training too.
+"$PY" "$HERE/make_data.py" --seed 7 --eval-seed 9 --n 1 --out "$OUT/data_val" --eval-dir "$OUT/val" --n-eval 10
+"$PY" - "$OUT" <<'PYCHECK'
+import json, re, sys
+out = sys.argv[1]
+held = set()
+for fam in ("spell", "reverse", "arithmetic", "sort"):
+    for line in open(f"{out}/val/{fam}.jsonl"):
+        held.add(json.loads(line)["prompt"])
+words = {re.findall(r"[A-Za-z]+", p)[-1].lower() for p in held if p.startswith(("Spell", "Reverse"))}
+bad = 0
+for line in open(f"{out}/data/train.jsonl"):
+    r = json.loads(line)
+    msgs = r.get("messages", [])
+    bad += any(m["role"] == "user" and m["content"] in held for m in msgs)
+    for m in msgs:  # every answer, history turns included: "g-a-r-d-e-n", "The reverse of garden is ..."
+        if m["role"] != "assistant":
+            continue
+        a = m["content"]
+        if re.fullmatch(r"[a-z](-[a-z])+", a):
+            bad += a.replace("-", "") in words
+        elif a.startswith("The reverse of "):
+            bad += a.split()[3] in words
+assert bad == 0, f"{bad} training questions use items of the excluded eval seed"
+print("smoke: eval seed 9's items are absent from training")
+PYCHECK
 "$PY" "$HERE/bpe.py" --corpus "$OUT/data/corpus.txt" --vocab-size 400 --out "$OUT/tok"
 "$PY" "$HERE/train.py" --data "$OUT/data/train.jsonl" --tok "$OUT/tok" --runs "$OUT/runs" \
   --export-ar "$OUT/ar" --export-dllm "$OUT/dllm" --eval-arith "" \
