@@ -514,6 +514,11 @@ FDL_AVX512F static inline __m512 exp_avx512(__m512 x) {
     return _mm512_scalef_ps(p, n);
 }
 
+// out[j] = silu(g[j]) * u[j], scalar: other CPUs, and the tail of the AVX-512 loop.
+static void silu_mul_scalar(const float* g, const float* u, float* out, int from, int n) {
+    for (int j = from; j < n; j++) out[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+}
+
 FDL_AVX512F static void silu_mul_avx512(const float* g, const float* u, float* out, int n) {
     int i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -522,7 +527,7 @@ FDL_AVX512F static void silu_mul_avx512(const float* g, const float* u, float* o
         const __m512 sg = _mm512_div_ps(gv, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
         _mm512_storeu_ps(out + i, _mm512_mul_ps(sg, _mm512_loadu_ps(u + i)));
     }
-    for (; i < n; i++) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    silu_mul_scalar(g, u, out, i, n);
 }
 
 void swiglu_rows(const float* gu, int n, int inter, float* out) {
@@ -532,11 +537,8 @@ void swiglu_rows(const float* gu, int n, int inter, float* out) {
         const float* g = gu + size_t(i) * 2 * inter;
         const float* u = g + inter;
         float* o = out + size_t(i) * inter;
-        if (avx512) {
-            silu_mul_avx512(g, u, o, inter);
-        } else {
-            for (int j = 0; j < inter; j++) o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
-        }
+        if (avx512) silu_mul_avx512(g, u, o, inter);
+        else silu_mul_scalar(g, u, o, 0, inter);
     }
 }
 

@@ -106,32 +106,27 @@ void load_tensor(const SafeTensors& st, const std::string& name, const std::vect
     to_f32(t, out.data());
 }
 
-void load_linear(const SafeTensors& st, const std::string& prefix, int in, int out, bool bias, WeightType type, Linear& l) {
-    l.in = in;
-    l.out = out;
-    std::vector<float> m;
-    load_tensor(st, prefix + ".weight", {out, in}, m);
-    l.set(m, type);
-    if (bias) load_tensor(st, prefix + ".bias", {out}, l.b);
-}
-
-// Projections of the same input stacked row-wise into one Linear (see LayerWeights).
+// Projections of the same input stacked row-wise into one Linear (see LayerWeights). The first
+// is read straight into the stack, so a single projection (load_linear) is never copied.
 void load_stacked(const SafeTensors& st, const std::vector<std::string>& prefixes, const std::vector<int>& outs, int in,
                   bool bias, WeightType type, Linear& l) {
     l.in = in;
     l.out = 0;
     std::vector<float> all, part;
-    l.b.clear();
     for (size_t i = 0; i < prefixes.size(); i++) {
-        load_tensor(st, prefixes[i] + ".weight", {outs[i], in}, part);
-        all.insert(all.end(), part.begin(), part.end());
+        load_tensor(st, prefixes[i] + ".weight", {outs[i], in}, i == 0 ? all : part);
+        if (i > 0) all.insert(all.end(), part.begin(), part.end());
         if (bias) {
-            load_tensor(st, prefixes[i] + ".bias", {outs[i]}, part);
-            l.b.insert(l.b.end(), part.begin(), part.end());
+            load_tensor(st, prefixes[i] + ".bias", {outs[i]}, i == 0 ? l.b : part);
+            if (i > 0) l.b.insert(l.b.end(), part.begin(), part.end());
         }
         l.out += outs[i];
     }
     l.set(all, type);
+}
+
+void load_linear(const SafeTensors& st, const std::string& prefix, int in, int out, bool bias, WeightType type, Linear& l) {
+    load_stacked(st, {prefix}, {out}, in, bias, type, l);
 }
 
 // Loops this small are faster on one thread than with a fork/join of the team.
@@ -297,10 +292,7 @@ void Model::ensure_scratch(int n) {
     const size_t N = size_t(n);
     x_.resize(N * c.hidden_size);
     h_.resize(N * c.hidden_size);
-    qkv_.resize(N * (c.num_heads + 2 * c.num_kv_heads) * c.head_dim);
-    q_.resize(N * c.num_heads * c.head_dim);
-    k_.resize(N * c.num_kv_heads * c.head_dim);
-    v_.resize(N * c.num_kv_heads * c.head_dim);
+    qkv_.resize(N * qkv_row());
     att_.resize(N * c.num_heads * c.head_dim);
     gate_up_.resize(N * 2 * c.intermediate_size);
     act_.resize(N * c.intermediate_size);
@@ -321,14 +313,17 @@ static void rope_table(int n, int pos0, const std::vector<double>& inv_freq, std
         }
 }
 
-static void apply_rope(float* x, int n, int heads, int hd, const std::vector<float>& cos_t, const std::vector<float>& sin_t) {
+// x: n rows `stride` floats apart, each starting with `heads` vectors of hd (q or k inside a row
+// of the stacked q/k/v projection).
+static void apply_rope(float* x, int n, size_t stride, int heads, int hd, const std::vector<float>& cos_t,
+                       const std::vector<float>& sin_t) {
     const int half = hd / 2;
 #pragma omp parallel for if (long(n) * heads * hd > kParallelWork)
     for (int i = 0; i < n; i++) {
         for (int j = 0; j < half; j++) {
             const float cs = cos_t[size_t(i) * half + j], sn = sin_t[size_t(i) * half + j];
             for (int h = 0; h < heads; h++) {
-                float* v = x + (size_t(i) * heads + h) * hd;
+                float* v = x + size_t(i) * stride + size_t(h) * hd;
                 const float x0 = v[j], x1 = v[j + half];
                 v[j] = x0 * cs - x1 * sn;
                 v[j + half] = x1 * cs + x0 * sn;
@@ -367,7 +362,7 @@ void Model::attention(KVCache& cache, int layer, const Pass& p) {
                 const int r0 = t * 16, nr = std::min(16, rows_per_kv - r0);
                 for (int k = 0; k < nr; k++) {
                     const int i = (r0 + k) / group, h = g * group + (r0 + k) % group;
-                    q[k] = q_.data() + (size_t(i) * heads + h) * hd;
+                    q[k] = qkv_.data() + size_t(i) * qkv_row() + size_t(h) * hd;
                     o[k] = att_.data() + (size_t(i) * heads + h) * hd;
                     lim[k] = limit_of(i);
                 }
@@ -381,7 +376,7 @@ void Model::attention(KVCache& cache, int layer, const Pass& p) {
     for (int h = 0; h < heads; h++) {
         float* s = rows_.data() + size_t(omp_get_thread_num()) * p.attend_len;
         const size_t kvoff = size_t(h / group) * hd;
-        attend_row(q_.data() + size_t(h) * hd, K + kvoff, V + kvoff, size_t(kvd), limit_of(0), hd, scale, s,
+        attend_row(qkv_.data() + size_t(h) * hd, K + kvoff, V + kvoff, size_t(kvd), limit_of(0), hd, scale, s,
                    att_.data() + size_t(h) * hd);
     }
 }
@@ -407,19 +402,16 @@ void Model::forward(KVCache& cache, const Pass& p, float* logits) {
     for (int l = 0; l < c.num_layers; l++) {
         const LayerWeights& L = layers_[size_t(l)];
         rmsnorm(x_.data(), L.attn_norm.data(), h_.data(), n, H, c.rms_norm_eps);
+        // q and k are rotated in place in the stacked rows; attention reads q there, and k and v
+        // go from there to the cache.
         L.qkv.apply(h_.data(), n, qkv_.data());
-        const int Q = c.num_heads * c.head_dim;
+        const size_t row = qkv_row(), Q = size_t(c.num_heads) * c.head_dim;
+        apply_rope(qkv_.data(), n, row, c.num_heads, c.head_dim, rope_cos_, rope_sin_);
+        apply_rope(qkv_.data() + Q, n, row, c.num_kv_heads, c.head_dim, rope_cos_, rope_sin_);
         for (int i = 0; i < n; i++) {
-            const float* r = qkv_.data() + size_t(i) * (Q + 2 * kvd);
-            std::memcpy(q_.data() + size_t(i) * Q, r, size_t(Q) * sizeof(float));
-            std::memcpy(k_.data() + size_t(i) * kvd, r + Q, size_t(kvd) * sizeof(float));
-            std::memcpy(v_.data() + size_t(i) * kvd, r + Q + kvd, size_t(kvd) * sizeof(float));
-        }
-        apply_rope(q_.data(), n, c.num_heads, c.head_dim, rope_cos_, rope_sin_);
-        apply_rope(k_.data(), n, c.num_kv_heads, c.head_dim, rope_cos_, rope_sin_);
-        for (int i = 0; i < n; i++) {
-            std::memcpy(cache.k_row(l, p.pos0 + i), k_.data() + size_t(i) * kvd, size_t(kvd) * sizeof(float));
-            std::memcpy(cache.v_row(l, p.pos0 + i), v_.data() + size_t(i) * kvd, size_t(kvd) * sizeof(float));
+            const float* r = qkv_.data() + size_t(i) * row;
+            std::memcpy(cache.k_row(l, p.pos0 + i), r + Q, size_t(kvd) * sizeof(float));
+            std::memcpy(cache.v_row(l, p.pos0 + i), r + Q + kvd, size_t(kvd) * sizeof(float));
         }
         attention(cache, l, p);
         L.o.apply(att_.data(), n, h_.data());

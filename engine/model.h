@@ -109,8 +109,10 @@ private:
     std::vector<float> rope_cos_, rope_sin_;  // this pass's rotary table, [n, head_dim / 2]
 
     // Scratch, grown to the largest pass seen; nothing allocates per token.
-    std::vector<float> x_, h_, qkv_, q_, k_, v_, att_, gate_up_, act_, rows_;
+    std::vector<float> x_, h_, qkv_, att_, gate_up_, act_, rows_;
     int scratch_n_ = 0;
+    // Floats per token in qkv_: [q (heads x head_dim) | k | v (kv_heads x head_dim each)].
+    size_t qkv_row() const { return size_t(cfg_.num_heads + 2 * cfg_.num_kv_heads) * cfg_.head_dim; }
     void ensure_scratch(int n);
     void attention(KVCache& cache, int layer, const Pass& p);
 };
