@@ -81,6 +81,7 @@ int cmd_bench(int argc, char** argv, int first) {
     // Multiply-adds per token of the matrices every token passes through (lm_head counted once per pass).
     const double layer_params = double(c.parameter_count()) - double(c.vocab_size) * c.hidden_size * (c.tie_word_embeddings ? 1 : 2);
     const double head_params = double(c.vocab_size) * c.hidden_size;
+    const double qkv_params = double(c.hidden_size) * (c.num_heads + 2 * c.num_kv_heads) * c.head_dim;
     out["model"] = name;
     out["dtype"] = weight_type_name(model->weight_type());
     out["weight_bytes"] = bytes;
@@ -110,7 +111,9 @@ int cmd_bench(int argc, char** argv, int first) {
         }
         std::sort(t.begin(), t.end());
         const double med = t[t.size() / 2];
-        const double gflops = 2.0 * (layer_params * n + head_params * nl) / med / 1e9;
+        // The last layer's attention output, MLP and o_proj run only for the nl logit rows.
+        const double last_rest = (layer_params / c.num_layers - qkv_params) * (n - nl);
+        const double gflops = 2.0 * (layer_params * n - last_rest + head_params * nl) / med / 1e9;
         const double gbs = bytes / med / 1e9;
         out["passes"].push_back({{"tokens", n}, {"ms", med * 1e3}, {"tokens_per_s", n / med}, {"weight_gbs", gbs}, {"gflops", gflops}});
         if (!as_json) {

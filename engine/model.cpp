@@ -336,7 +336,7 @@ static void apply_rope(float* x, int n, size_t stride, int heads, int hd, const 
 // sixteen at a time (each key read once for all of them): 2.4-2.9x faster than row by row on a
 // 32-token demo pass at 1,900 cached positions. One-token passes (AR decoding) stay row by row,
 // which measured faster there (a handful of rows would fill few of the 16 lanes).
-void Model::attention(KVCache& cache, int layer, const Pass& p) {
+void Model::attention(KVCache& cache, int layer, const Pass& p, int rb, int nr) {
     const ModelConfig& c = cfg_;
     const int hd = c.head_dim, heads = c.num_heads, group = c.num_heads / c.num_kv_heads, kvd = cache.kv_dim;
     const float scale = 1.0f / std::sqrt(float(hd));
@@ -350,10 +350,12 @@ void Model::attention(KVCache& cache, int layer, const Pass& p) {
         if (p.mask == AttnMask::BlockCausal) return std::min(p.attend_len, (pos / p.block + 1) * p.block);
         return p.attend_len;
     };
-    const int rows_per_kv = p.n * group;  // row r of KV head g: token r / group, query head g * group + r % group
-    if (p.n >= 2) {
+    // Query rows [rb, rb + nr) of the pass. Row r of KV head g: token rb + r / group, query head
+    // g * group + r % group.
+    const int rows_per_kv = nr * group;
+    if (nr >= 2) {
         const int tiles = (rows_per_kv + 15) / 16;
-#pragma omp parallel for collapse(2) schedule(static) if (long(p.n) * heads * p.attend_len * hd > kParallelWork)
+#pragma omp parallel for collapse(2) schedule(static) if (long(nr) * heads * p.attend_len * hd > kParallelWork)
         for (int g = 0; g < c.num_kv_heads; g++) {
             for (int t = 0; t < tiles; t++) {
                 const float* q[16];
@@ -361,7 +363,7 @@ void Model::attention(KVCache& cache, int layer, const Pass& p) {
                 int lim[16];
                 const int r0 = t * 16, nr = std::min(16, rows_per_kv - r0);
                 for (int k = 0; k < nr; k++) {
-                    const int i = (r0 + k) / group, h = g * group + (r0 + k) % group;
+                    const int i = rb + (r0 + k) / group, h = g * group + (r0 + k) % group;
                     q[k] = qkv_.data() + size_t(i) * qkv_row() + size_t(h) * hd;
                     o[k] = att_.data() + (size_t(i) * heads + h) * hd;
                     lim[k] = limit_of(i);
@@ -372,12 +374,13 @@ void Model::attention(KVCache& cache, int layer, const Pass& p) {
         }
         return;
     }
+    if (nr == 0) return;
 #pragma omp parallel for schedule(static) if (long(heads) * p.attend_len * hd > kParallelWork)
     for (int h = 0; h < heads; h++) {
         float* s = rows_.data() + size_t(omp_get_thread_num()) * p.attend_len;
         const size_t kvoff = size_t(h / group) * hd;
-        attend_row(qkv_.data() + size_t(h) * hd, K + kvoff, V + kvoff, size_t(kvd), limit_of(0), hd, scale, s,
-                   att_.data() + size_t(h) * hd);
+        attend_row(qkv_.data() + size_t(rb) * qkv_row() + size_t(h) * hd, K + kvoff, V + kvoff, size_t(kvd),
+                   limit_of(rb), hd, scale, s, att_.data() + (size_t(rb) * heads + h) * hd);
     }
 }
 
@@ -413,14 +416,22 @@ void Model::forward(KVCache& cache, const Pass& p, float* logits) {
             std::memcpy(cache.k_row(l, p.pos0 + i), r + Q, size_t(kvd) * sizeof(float));
             std::memcpy(cache.v_row(l, p.pos0 + i), r + Q + kvd, size_t(kvd) * sizeof(float));
         }
-        attention(cache, l, p);
-        L.o.apply(att_.data(), n, h_.data());
-        for (size_t i = 0; i < size_t(n) * H; i++) x_[i] += h_[i];
-        rmsnorm(x_.data(), L.mlp_norm.data(), h_.data(), n, H, c.rms_norm_eps);
-        L.gate_up.apply(h_.data(), n, gate_up_.data());
-        swiglu_rows(gate_up_.data(), n, c.intermediate_size, act_.data());
-        L.down.apply(act_.data(), n, h_.data());
-        for (size_t i = 0; i < size_t(n) * H; i++) x_[i] += h_[i];
+        // Every row's k and v are needed by later passes, but after the last layer's q/k/v only the
+        // rows that produce logits matter (as llama.cpp does for its outputs): on a 32-token commit
+        // pass of the demo that skips a sixth of the work.
+        const bool last = l == c.num_layers - 1;
+        const int rb = last ? p.logits_from : 0, nr = last ? p.logits_count : n;
+        if (nr == 0) break;
+        attention(cache, l, p, rb, nr);
+        const size_t hb = size_t(rb) * H, hn = size_t(nr) * H;
+        float* x = x_.data() + hb;
+        L.o.apply(att_.data() + size_t(rb) * Q, nr, h_.data());
+        for (size_t i = 0; i < hn; i++) x[i] += h_[i];
+        rmsnorm(x, L.mlp_norm.data(), h_.data(), nr, H, c.rms_norm_eps);
+        L.gate_up.apply(h_.data(), nr, gate_up_.data());
+        swiglu_rows(gate_up_.data(), nr, c.intermediate_size, act_.data());
+        L.down.apply(act_.data(), nr, h_.data());
+        for (size_t i = 0; i < hn; i++) x[i] += h_[i];
     }
     if (p.logits_count > 0) {
         rmsnorm(x_.data() + size_t(p.logits_from) * H, final_norm_.data(), h_.data(), p.logits_count, H, c.rms_norm_eps);

@@ -114,7 +114,8 @@ private:
     // Floats per token in qkv_: [q (heads x head_dim) | k | v (kv_heads x head_dim each)].
     size_t qkv_row() const { return size_t(cfg_.num_heads + 2 * cfg_.num_kv_heads) * cfg_.head_dim; }
     void ensure_scratch(int n);
-    void attention(KVCache& cache, int layer, const Pass& p);
+    // Attention output rows [rb, rb + nr) of the pass into att_ (keys and values from the cache).
+    void attention(KVCache& cache, int layer, const Pass& p, int rb, int nr);
 };
 
 }  // namespace fdl

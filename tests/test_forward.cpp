@@ -88,6 +88,18 @@ TEST_F(ForwardTest, DualCacheSubBlockMatchesReference) {
     EXPECT_LT(max_diff(logits, ex.floats("dual.logits")), 2e-3f);
 }
 
+// The last layer runs past attention only for the rows that produce logits: a pass asking for
+// rows in the middle must still give the reference's logits there, and must leave every row's
+// K/V in the cache (the continuation reads them).
+TEST_F(ForwardTest, LogitsForSomeRowsMatchReference) {
+    std::vector<float> logits(size_t(5) * V);
+    model->forward(cache, {ids.data(), 32, 0, 32, AttnMask::BlockCausal, 16, 20, 5}, logits.data());
+    EXPECT_LT(max_diff(logits, ex.floats("block16.logits"), size_t(20) * V), 2e-3f);
+    std::vector<float> one(static_cast<size_t>(V));
+    model->forward(cache, {ids.data() + 32, 16, 32, 48, AttnMask::BlockCausal, 16, 15, 1}, one.data());
+    EXPECT_LT(max_diff(one, ex.floats("block16.logits"), size_t(47) * V), 2e-3f);
+}
+
 TEST_F(ForwardTest, OutOfVocabularyTokenIsAnError) {
     std::vector<int32_t> bad = {1, 2, 396};
     std::vector<float> logits(static_cast<size_t>(V));
