@@ -542,6 +542,46 @@ void swiglu_rows(const float* gu, int n, int inter, float* out) {
     }
 }
 
+// ---- Softmax over a row of logits (the sampler's confidence) ----
+
+FDL_AVX512F static float max_value_avx512(const float* x, int n) {
+    __m512 acc = _mm512_set1_ps(-INFINITY);
+    int j = 0;
+    for (; j + 16 <= n; j += 16) acc = _mm512_max_ps(_mm512_loadu_ps(x + j), acc);  // a NaN keeps acc
+    float m = _mm512_reduce_max_ps(acc);
+    for (; j < n; j++) m = std::max(m, x[j]);
+    return m;
+}
+
+float max_value(const float* x, int n) {
+    if (cpu_features().avx512f) return max_value_avx512(x, n);
+    float m = -INFINITY;
+    for (int j = 0; j < n; j++) m = std::max(m, x[j]);
+    return m;
+}
+
+// Exponentials in float (a few ulps), summed in double.
+FDL_AVX512F static double exp_sum_double_avx512(const float* x, int n, float mx) {
+    const __m512 m = _mm512_set1_ps(mx);
+    __m512d acc0 = _mm512_setzero_pd(), acc1 = _mm512_setzero_pd();
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + j), m));
+        acc0 = _mm512_add_pd(acc0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        acc1 = _mm512_add_pd(acc1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    }
+    double s = _mm512_reduce_add_pd(_mm512_add_pd(acc0, acc1));
+    for (; j < n; j++) s += std::exp(double(x[j]) - mx);
+    return s;
+}
+
+double exp_sum(const float* x, int n, float mx) {
+    if (cpu_features().avx512f) return exp_sum_double_avx512(x, n, mx);
+    double s = 0;
+    for (int j = 0; j < n; j++) s += std::exp(double(x[j]) - mx);
+    return s;
+}
+
 FDL_AVX512F static float exp_sum_avx512(float* s, int len, float mx) {
     const __m512 m = _mm512_set1_ps(mx);
     __m512 acc = _mm512_setzero_ps();

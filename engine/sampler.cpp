@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/kernels.h"
+
 namespace fdl {
 
 Sampler::Sampler(const SamplingOptions& opts, int vocab, int32_t banned, int32_t no_token_from)
@@ -14,19 +16,16 @@ Sampler::Sampler(const SamplingOptions& opts, int vocab, int32_t banned, int32_t
 Pick Sampler::pick(const float* logits) {
     const bool sampling = opts_.temperature > 0.0f;
     const int limit = sampling ? std::min(vocab_, no_token_from_) : vocab_;
-    // Plain softmax over the allowed ids (the mask token excluded), in double for stability.
-    float mx = -INFINITY;
-    for (int i = 0; i < limit; i++)
-        if (i != banned_) mx = std::max(mx, logits[i]);
-    double sum = 0;
-    int best = -1;
-    float bestl = -INFINITY;
-    for (int i = 0; i < limit; i++) {
-        if (i == banned_) continue;
-        sum += std::exp(double(logits[i]) - mx);
-        if (logits[i] > bestl) { bestl = logits[i]; best = i; }
-    }
-    if (!sampling) return {best, float(std::exp(double(bestl) - mx) / sum)};
+    // Plain softmax over the allowed ids (the mask token excluded): [0, b0) and [b1, limit).
+    const int b0 = banned_ >= 0 && banned_ < limit ? banned_ : limit;
+    const int b1 = std::min(limit, b0 + 1);
+    const float mx = std::max(max_value(logits, b0), max_value(logits + b1, limit - b1));
+    if (!(mx > -INFINITY)) return {-1, 0.0f};  // every allowed logit NaN or -inf: no pick
+    int best = -1;  // the first id holding the maximum
+    for (int i = 0; i < limit && best < 0; i++)
+        if (i != banned_ && logits[i] == mx) best = i;
+    const double sum = exp_sum(logits, b0, mx) + exp_sum(logits + b1, limit - b1, mx);
+    if (!sampling) return {best, float(1.0 / sum)};  // exp(mx - mx) / sum
 
     // Temperature distribution, then top-k and top-p filtering, then one draw.
     int n = 0;
