@@ -131,28 +131,30 @@ struct DiffusionRun {
         };
         while (has_mask() && !stop_finished()) {
             if (cancelled()) return false;
+            // Position p is predicted by the logits of position p - 1 (the AR token shift), so
+            // only rows [first - 1, last - 1] of the masked cells' span are asked for: the model
+            // skips the others' lm_head and last-layer MLP.
+            int first = s1, last = s0;
+            for (int p = s0; p < s1; p++)
+                if (seq[size_t(p)] == M) { first = std::min(first, p); last = p; }
+            const int row0 = first - 1, count = last - first + 1;  // row0: logits row 0's position
             StepKind kind;
-            int row0;  // position whose logits land in logits row 0
             if (dual_filled && seq[size_t(s0)] != M) {
                 // DualCache: run only this sub-block; its fresh K/V overwrite its rows of the block.
                 kind = StepKind::SubBlock;
-                row0 = s0;
-                Pass p{seq.data() + s0, S, s0, bs + B, AttnMask::Full, 0, 0, S - 1};
+                Pass p{seq.data() + s0, S, s0, bs + B, AttnMask::Full, 0, row0 - s0, count};
                 forward(p);
             } else if (dual_filled && opts.cache == CacheMode::DualOverlap && s0 > bs) {
                 // The first cell is predicted by the row before it: run the previous (finished)
                 // sub-block too, so its rows are fresh as a full pass would make them.
                 kind = StepKind::SubBlock;
-                row0 = s0 - 1;
-                Pass p{seq.data() + s0 - S, 2 * S, s0 - S, bs + B, AttnMask::Full, 0, S - 1, S};
+                Pass p{seq.data() + s0 - S, 2 * S, s0 - S, bs + B, AttnMask::Full, 0, row0 - (s0 - S), count};
                 forward(p);
             } else {
                 kind = StepKind::Block;
-                row0 = std::max(s0 - 1, bs);  // the block's first cell is never masked
-                full_pass(bs, row0, s1 - 1 - row0);
+                full_pass(bs, row0, count);  // row0 >= bs: the block's first cell is never masked
                 dual_filled = opts.cache == CacheMode::Dual || opts.cache == CacheMode::DualOverlap;
             }
-            // Position p is predicted by the logits of position p - 1 (the AR token shift).
             std::vector<Unmasked> cand;
             for (int p = s0; p < s1; p++) {
                 if (seq[size_t(p)] != M) continue;
