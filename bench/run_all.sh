@@ -23,6 +23,7 @@ echo "model,dtype,tokens,ms,tokens_per_s,weight_gbs,gflops,threads" > $OUT/passe
 } | tee $OUT/passes.md
 python3 bench/sweep.py --bin $BIN --passes $OUT/passes.csv
 /usr/bin/python3 bench/torch_reference.py --bin $BIN --limit 10
+/usr/bin/python3 bench/torch_reference.py --bin $BIN --limit 10 --cache dual-overlap --modes diffusion
 # llama.cpp side by side (installs node-llama-cpp from npm once, writes ~11 GB of GGUF files to
 # /tmp): only when asked, LLAMA_CPP=1.
 if [ "${LLAMA_CPP:-0}" = 1 ]; then bench/side_by_side.sh; fi

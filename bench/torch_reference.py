@@ -15,7 +15,8 @@ the way the upstream code runs on a CPU. Then the same prompts go through `fastd
 number of forwards) and in the engine's default weight type (the speed a user gets).
 
 Tokens/s are generated tokens over the decoding time of each request (model loading excluded on
-both sides; the engine's own `timings.total_s`). Writes bench/results/torch_reference.md and .csv.
+both sides; the engine's own `timings.total_s`). Writes bench/results/torch_reference.md and .csv
+(torch_reference_<cache>.* with --cache other than dual).
 Runs on Debian's python3-torch 1.13 (CPU); start it on an otherwise idle machine.
 """
 import argparse
@@ -326,8 +327,10 @@ def main():
         })
 
     os.makedirs(args.out_dir, exist_ok=True)
+    # torch_reference.{md,csv} for the default cache, torch_reference_<cache>.{md,csv} otherwise.
+    stem = "torch_reference" + ("" if args.cache == "dual" else "_" + args.cache.replace("-", "_"))
     hdr = list(rows[0].keys())
-    with open(os.path.join(args.out_dir, "torch_reference.csv"), "w", newline="") as f:
+    with open(os.path.join(args.out_dir, stem + ".csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=hdr)
         w.writeheader()
         w.writerows(rows)
@@ -342,7 +345,7 @@ def main():
                      f"{r['torch_tok_per_fwd']} | {r['engine_f32_tok_s']} | {r['engine_default_tok_s']} | "
                      f"{r['speedup_f32']}x | {r['speedup_default']}x |")
     text = "\n".join(lines) + "\n"
-    with open(os.path.join(args.out_dir, "torch_reference.md"), "w") as f:
+    with open(os.path.join(args.out_dir, stem + ".md"), "w") as f:
         f.write(text)
     print(text)
     if args.check and any(r["same_tokens_and_nfe"] != r["prompts"] for r in rows):
