@@ -95,28 +95,32 @@ def main():
                 configs.append((f"diffusion {cache} {th:g}", args.dllm_model,
                                 ["--mode", "diffusion", "--cache", cache, "--threshold", str(th)], th, cache))
 
-    results = []
-    for name, model, extra, th, cache in configs:
-        ok = dec_tok = nfe = all_tok = 0
-        dec_s = total_s = 0.0
-        sizes = {}  # tokens in a pass -> passes
-        mix = {"prefill": 0, "block": 0, "subblock": 0, "commit": 0, "decode": 0}
-        for fam, it in items:
+    # Configurations take turns prompt by prompt (not one configuration over every prompt, then the
+    # next), so a minute in which the VM runs slow weighs on all of them alike.
+    acc = [{"ok": 0, "dec_tok": 0, "nfe": 0, "all_tok": 0, "dec_s": 0.0, "total_s": 0.0, "sizes": {},
+            "mix": {"prefill": 0, "block": 0, "subblock": 0, "commit": 0, "decode": 0}} for _ in configs]
+    for i, (fam, it) in enumerate(items):
+        for (name, model, extra, th, cache), a in zip(configs, acc):
             j = run(args, model, it["prompt"], extra)
-            ok += extract(fam, j["text"]) == it["answer"]
-            dec_tok += j["timings"]["decoded_after_prefill"]
-            dec_s += j["timings"]["decode_s"]
-            all_tok += len(j["tokens"])
-            total_s += j["timings"]["total_s"]
+            a["ok"] += extract(fam, j["text"]) == it["answer"]
+            a["dec_tok"] += j["timings"]["decoded_after_prefill"]
+            a["dec_s"] += j["timings"]["decode_s"]
+            a["all_tok"] += len(j["tokens"])
+            a["total_s"] += j["timings"]["total_s"]
             for n, k in j["passes_by_size"].items():
-                sizes[int(n)] = sizes.get(int(n), 0) + k
-            nfe += j["nfe"]
-            for k in mix:
-                mix[k] += j["passes"][k]
+                a["sizes"][int(n)] = a["sizes"].get(int(n), 0) + k
+            a["nfe"] += j["nfe"]
+            for k in a["mix"]:
+                a["mix"][k] += j["passes"][k]
+        print(f"\rsweep.py: prompt {i + 1}/{len(items)}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    results = []
+    for (name, model, extra, th, cache), a in zip(configs, acc):
+        mix, nfe, dec_tok, total_s, dec_s = a["mix"], a["nfe"], a["dec_tok"], a["total_s"], a["dec_s"]
         fwd = nfe - mix["prefill"]
         r = {"config": name, "threshold": th if th is not None else "", "cache": cache, "n": len(items),
-             "exact_match": ok / len(items), "tok_s": all_tok / total_s if total_s else 0.0,
-             "decode_tok_s": dec_tok / dec_s if dec_s else 0.0, "tokens": all_tok, "passes_by_size": sizes,
+             "exact_match": a["ok"] / len(items), "tok_s": a["all_tok"] / total_s if total_s else 0.0,
+             "decode_tok_s": dec_tok / dec_s if dec_s else 0.0, "tokens": a["all_tok"], "passes_by_size": a["sizes"],
              "tokens_per_forward": dec_tok / fwd if fwd else 0.0, "nfe_per_answer": nfe / len(items),
              "decoded_tokens": dec_tok, **{f"{k}_passes": v for k, v in mix.items()}}
         results.append(r)
