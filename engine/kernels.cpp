@@ -121,8 +121,10 @@ static void pack_panels(T* w, int in, int out, int group) {
     }
 }
 
+bool packs_f32(int in, int out) { return cpu_features().avx512f && out % kPanel == 0; }
 bool packs_bf16(int in, int out) { return cpu_features().avx512bf16 && in % 2 == 0 && out % kPanel == 0; }
 bool packs_int8(int in, int out) { return cpu_features().avx512vnni && in % 4 == 0 && out % kPanel == 0; }
+void pack_f32(float* w, int in, int out) { pack_panels(w, in, out, 1); }
 void pack_bf16(uint16_t* w, int in, int out) { pack_panels(w, in, out, 2); }
 void pack_int8(int8_t* w, int in, int out) { pack_panels(w, in, out, 4); }
 
@@ -232,6 +234,58 @@ FDL_AVX512_BF16 static void matmul_bf16_panels(const uint16_t* x, int n, const u
         for (; p + kTilePanels <= p1; p += kTilePanels) bf16_panel_tokens<kTilePanels>(w, x, n, in, out, p * kPanel, y);
         for (; p < p1; p++) bf16_panel_tokens<1>(w, x, n, in, out, p * kPanel, y);
     }
+}
+
+// ---- F32, panels ----
+// The BF16 panel kernel with one input per lane: fused multiply-adds of 16 weight rows against a
+// broadcast input, the same 4-panel x 6-token tile. Each output is one float sum over k in order.
+
+template <int RP, int RT>
+FDL_AVX512F static inline void f32_panel_tile(const float* w, const float* x, int in, int out, int o0, int t0, float* y) {
+    __m512 acc[RP][RT];
+    for (int p = 0; p < RP; p++)
+        for (int t = 0; t < RT; t++) acc[p][t] = _mm512_setzero_ps();
+    const float* wp = w + size_t(o0) * in;
+    const size_t pstride = size_t(kPanel) * in;
+    for (int k = 0; k < in; k++) {
+        __m512 wv[RP];
+        for (int p = 0; p < RP; p++) wv[p] = _mm512_loadu_ps(wp + p * pstride + size_t(k) * kPanel);
+        for (int t = 0; t < RT; t++) {
+            const __m512 xv = _mm512_set1_ps(x[size_t(t0 + t) * in + k]);
+            for (int p = 0; p < RP; p++) acc[p][t] = _mm512_fmadd_ps(wv[p], xv, acc[p][t]);
+        }
+    }
+    for (int t = 0; t < RT; t++)
+        for (int p = 0; p < RP; p++) _mm512_storeu_ps(y + size_t(t0 + t) * out + o0 + p * kPanel, acc[p][t]);
+}
+
+template <int RP>
+FDL_AVX512F static inline void f32_panel_tokens(const float* w, const float* x, int n, int in, int out, int o0, float* y) {
+    int t0 = 0;
+    for (; t0 + kTileTokens <= n; t0 += kTileTokens) f32_panel_tile<RP, kTileTokens>(w, x, in, out, o0, t0, y);
+    switch (n - t0) {
+        case 5: f32_panel_tile<RP, 5>(w, x, in, out, o0, t0, y); break;
+        case 4: f32_panel_tile<RP, 4>(w, x, in, out, o0, t0, y); break;
+        case 3: f32_panel_tile<RP, 3>(w, x, in, out, o0, t0, y); break;
+        case 2: f32_panel_tile<RP, 2>(w, x, in, out, o0, t0, y); break;
+        case 1: f32_panel_tile<RP, 1>(w, x, in, out, o0, t0, y); break;
+        default: break;
+    }
+}
+
+FDL_AVX512F static void matmul_f32_panels(const float* x, int n, const float* w, int in, int out, float* y) {
+#pragma omp parallel if (long(out) * in * n > (1 << 16))
+    {
+        int p, p1;
+        thread_panels(out / kPanel, p, p1);
+        for (; p + kTilePanels <= p1; p += kTilePanels) f32_panel_tokens<kTilePanels>(w, x, n, in, out, p * kPanel, y);
+        for (; p < p1; p++) f32_panel_tokens<1>(w, x, n, in, out, p * kPanel, y);
+    }
+}
+
+void matmul_f32_packed(const float* x, int n, const float* w, int in, int out, float* y) {
+    if (!packs_f32(in, out)) throw Error("internal: matmul_f32_packed on a layout this CPU does not pack");
+    matmul_f32_panels(x, n, w, in, out, y);
 }
 
 // ---- F32 for small token counts ----

@@ -26,6 +26,8 @@ void Linear::set(const std::vector<float>& m, WeightType t) {
     w8.clear();
     if (t == WeightType::F32) {
         w = m;
+        packed = packs_f32(in, out);
+        if (packed) pack_f32(w.data(), in, out);
     } else if (t == WeightType::BF16) {
         w16.resize(m.size());
         to_bf16(m.data(), m.size(), w16.data());
@@ -49,7 +51,8 @@ void Linear::set(const std::vector<float>& m, WeightType t) {
 
 void Linear::apply(const float* x, int n, float* y) const {
     if (type == WeightType::F32) {
-        if (matmul_f32_small(x, n, w.data(), in, out, y)) {
+        if (packed) matmul_f32_packed(x, n, w.data(), in, out, y);
+        else if (matmul_f32_small(x, n, w.data(), in, out, y)) {
         } else if (n == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.f, w.data(), in, x, 1, 0.f, y, 1);
         else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.f, x, in, w.data(), in, 0.f, y, out);
     } else if (type == WeightType::BF16) {
@@ -75,7 +78,9 @@ void Linear::apply(const float* x, int n, float* y) const {
 
 void Linear::row(int r, float* dst) const {
     const size_t off = size_t(r) * in;
-    if (type == WeightType::F32) std::memcpy(dst, w.data() + off, size_t(in) * sizeof(float));
+    if (type == WeightType::F32 && packed)
+        for (int k = 0; k < in; k++) dst[k] = w[panel_index(in, r, k, 1)];
+    else if (type == WeightType::F32) std::memcpy(dst, w.data() + off, size_t(in) * sizeof(float));
     else if (type == WeightType::BF16)
         for (int k = 0; k < in; k++) dst[k] = bf16_to_f32(w16[packed ? panel_index(in, r, k, 2) : off + k]);
     else

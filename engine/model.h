@@ -45,7 +45,7 @@ struct Linear {
     std::vector<float> scale;
     std::vector<int32_t> wsum;
     std::vector<float> b;
-    bool packed = false;  // w16/w8 in the kernels' interleaved 4-row layout (kernels.h)
+    bool packed = false;  // w/w16/w8 in the kernels' 16-row panel layout (kernels.h)
     // Stores a float32 [out, in] matrix in `type`.
     void set(const std::vector<float>& m, WeightType type);
     // y[n, out] = x[n, in] @ w^T (+ b)

@@ -102,12 +102,20 @@ INSTANTIATE_TEST_SUITE_P(Shapes, KernelShapes,
 TEST(PackedLayout, SameResultsAsRowMajor) {
     const int n = 7, in = 192, out = 80;
     Problem p(n, in, out);
-    if (!packs_bf16(in, out) || !packs_int8(in, out)) GTEST_SKIP() << "no AVX-512 kernels here: " << kernel_path_name();
+    if (!packs_f32(in, out) || !packs_bf16(in, out) || !packs_int8(in, out))
+        GTEST_SKIP() << "no AVX-512 kernels here: " << kernel_path_name();
     auto expect_close = [](const std::vector<float>& a, const std::vector<float>& b, const char* what) {
         double mx = 0;
         for (float v : a) mx = std::max(mx, double(std::fabs(v)));
         for (size_t i = 0; i < a.size(); i++) ASSERT_NEAR(a[i], b[i], 1e-5 * mx) << what << " at " << i;
     };
+    std::vector<float> wfp = p.w;
+    pack_f32(wfp.data(), in, out);
+    std::vector<float> yf0(size_t(n) * out), yf1(size_t(n) * out);
+    ASSERT_TRUE(matmul_f32_small(p.x.data(), n, p.w.data(), in, out, yf0.data()));  // row-major AVX-512
+    matmul_f32_packed(p.x.data(), n, wfp.data(), in, out, yf1.data());
+    expect_close(yf0, yf1, "f32");
+
     std::vector<uint16_t> xb(size_t(n) * in), wb(size_t(out) * in);
     to_bf16(p.x.data(), xb.size(), xb.data());
     to_bf16(p.w.data(), wb.size(), wb.data());
@@ -132,7 +140,7 @@ TEST(PackedLayout, SameResultsAsRowMajor) {
     matmul_int8(xq.data(), xs.data(), n, wqp.data(), ws.data(), wsum.data(), in, out, y1.data(), true);
     expect_close(y0, y1, "int8");
 
-    for (WeightType t : {WeightType::BF16, WeightType::INT8}) {
+    for (WeightType t : {WeightType::F32, WeightType::BF16, WeightType::INT8}) {
         Linear l;
         l.in = in;
         l.out = out;
@@ -142,7 +150,10 @@ TEST(PackedLayout, SameResultsAsRowMajor) {
         for (int o : {0, 15, 16, 63, 64, 79}) {
             l.row(o, r.data());
             for (int k = 0; k < in; k++) {
-                const float want = t == WeightType::BF16 ? bf16_to_f32(wb[size_t(o) * in + k]) : wq[size_t(o) * in + k] * ws[o];
+                const size_t i = size_t(o) * in + k;
+                const float want = t == WeightType::F32    ? p.w[i]
+                                   : t == WeightType::BF16 ? bf16_to_f32(wb[i])
+                                                           : wq[i] * ws[o];
                 ASSERT_EQ(r[size_t(k)], want) << weight_type_name(t) << " row " << o << " col " << k;
             }
         }
