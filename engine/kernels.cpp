@@ -288,9 +288,9 @@ void matmul_f32_packed(const float* x, int n, const float* w, int in, int out, f
     matmul_f32_panels(x, n, w, in, out, y);
 }
 
-// ---- F32 for small token counts ----
-// OpenBLAS is tuned for large GEMMs; for the 1..32-token passes of decoding the same register
-// tiling as BF16 streams the weights faster.
+// ---- F32, row-major, for small token counts ----
+// Matrices the panel layout does not take (a row count that is not a multiple of 16): OpenBLAS is
+// tuned for large GEMMs, and for passes of a few tokens this register tiling streams faster.
 
 template <int RO, int RT>
 FDL_AVX512F static inline void f32_tile(const float* w, const float* x, int in, int in16, int out, int o0, int t0, float* y) {

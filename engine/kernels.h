@@ -17,8 +17,8 @@ struct CpuFeatures {
 const CpuFeatures& cpu_features();
 const char* kernel_path_name();  // "avx512-bf16", "avx2", ... (what the BF16/INT8 kernels use here)
 
-// F32 for passes of at most 8 tokens with AVX-512; returns false (nothing done) otherwise, and
-// the caller uses OpenBLAS.
+// F32 on row-major weights (those packs_f32 does not take) for passes of at most 8 tokens with
+// AVX-512; returns false (nothing done) otherwise, and the caller uses OpenBLAS.
 bool matmul_f32_small(const float* x, int n, const float* w, int in, int out, float* y);
 
 // Weight layouts. The AVX-512 kernels read weights repacked into panels of 16 rows (see
