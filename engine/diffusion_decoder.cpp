@@ -124,19 +124,15 @@ struct DiffusionRun {
     bool decode_sub_block(int bs, int s0, bool& dual_filled) {
         const int s1 = s0 + S;
         const int V = model.config().vocab_size;
-        auto has_mask = [&] {
-            for (int p = s0; p < s1; p++)
-                if (seq[size_t(p)] == M) return true;
-            return false;
-        };
-        while (has_mask() && !stop_finished()) {
-            if (cancelled()) return false;
-            // Position p is predicted by the logits of position p - 1 (the AR token shift), so
-            // only rows [first - 1, last - 1] of the masked cells' span are asked for: the model
+        for (;;) {
+            // The span of masked cells. Position p is predicted by the logits of position p - 1
+            // (the AR token shift), so only rows [first - 1, last - 1] are asked for: the model
             // skips the others' lm_head and last-layer MLP.
             int first = s1, last = s0;
             for (int p = s0; p < s1; p++)
                 if (seq[size_t(p)] == M) { first = std::min(first, p); last = p; }
+            if (first == s1 || stop_finished()) break;
+            if (cancelled()) return false;
             const int row0 = first - 1, count = last - first + 1;  // row0: logits row 0's position
             StepKind kind;
             if (dual_filled && seq[size_t(s0)] != M) {

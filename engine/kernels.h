@@ -1,8 +1,8 @@
 // Matrix kernels for the weight formats the engine keeps: y[n, out] = x[n, in] @ W[out, in]^T.
 // F32 uses the panel kernel below with AVX-512 (faster than OpenBLAS at every pass size measured,
-// 1 to 512 tokens), else OpenBLAS. BF16 (weights
-// and activations rounded to bfloat16, float32 accumulation) uses AVX512-BF16 dot products when
-// the CPU has them, checked at run time, else AVX2+FMA, else a portable loop. INT8 keeps one float
+// 1 to 512 tokens), else OpenBLAS. BF16 (weights and activations rounded to bfloat16, float32
+// accumulation) uses AVX512-BF16 dot products when the CPU has them, checked at run time, else
+// AVX2+FMA, else a portable loop. INT8 keeps one float
 // scale per weight row; activations are quantised per token to int8 and multiplied with
 // AVX512-VNNI, else AVX2, else portably. FASTDLLM_KERNELS=avx2|portable forces the lesser paths.
 #pragma once
