@@ -25,6 +25,7 @@ import argparse
 import csv
 import glob
 import json
+import math
 import os
 import re
 import subprocess
@@ -87,6 +88,36 @@ def decode_seconds(timings):
         return None
     cands.sort()
     return cands[0][1]
+
+
+def mcnemar_exact_p(b, c):
+    """Two-sided exact McNemar p-value: of the b + c items that only one side got right, how
+    likely a split at least this uneven is if either side were equally likely to win each."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(min(b, c) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def paired_rows(items_out, fams):
+    """Per family (and all): items both modes got right, only AR, only diffusion, and the exact
+    McNemar p-value of the difference; None when the run did not have both modes."""
+    by = {}
+    for it in items_out:
+        by.setdefault((it["family"], it["prompt"]), {})[it["mode"]] = it["ok"]
+    rows = []
+    for fam in fams + ["all"]:
+        pairs = [v for (f, _), v in by.items() if (fam == "all" or f == fam) and "ar" in v and "diffusion" in v]
+        if not pairs:
+            return None
+        both = sum(v["ar"] and v["diffusion"] for v in pairs)
+        ar_only = sum(v["ar"] and not v["diffusion"] for v in pairs)
+        dllm_only = sum(v["diffusion"] and not v["ar"] for v in pairs)
+        rows.append({"family": fam, "n": len(pairs), "both": both, "ar_only": ar_only, "diffusion_only": dllm_only,
+                     "difference_points": 100.0 * (dllm_only - ar_only) / len(pairs),
+                     "mcnemar_p": mcnemar_exact_p(ar_only, dllm_only)})
+    return rows
 
 
 def run_one(args, model, mode, prompt):
@@ -211,6 +242,23 @@ def main():
             f"max {args.max_new_tokens} new tokens; binary `{args.bin}`. tokens/forward = generated tokens / nfe "
             f"(nfe as reported by the engine, prefill included; the 'all' row pools tokens and nfe).")
     text = "\n".join(md) + "\n\n" + desc + "\n"
+    paired = paired_rows(items_out, fams) if "ar" in modes and "diffusion" in modes else None
+    if paired:
+        phdr = ["family", "n", "both", "ar_only", "diffusion_only", "difference_points", "mcnemar_p"]
+        with open(os.path.join(args.out_dir, "eval_paired.csv"), "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=phdr)
+            w.writeheader()
+            for r in paired:
+                w.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()})
+        pmd = ["| family | n | both right | only AR right | only diffusion right | diffusion - AR (points) | exact McNemar p |",
+               "|---|---:|---:|---:|---:|---:|---:|"]
+        for r in paired:
+            pmd.append(f"| {r['family']} | {r['n']} | {r['both']} | {r['ar_only']} | {r['diffusion_only']} | "
+                       f"{r['difference_points']:+.1f} | {r['mcnemar_p']:.3f} |")
+        text += ("\nPaired, item by item (the same prompts in both modes). The p-value is the chance of a split "
+                 "of the items only one mode got right at least this uneven if both modes were equally good "
+                 "(two-sided exact McNemar test); at 100 items per family a 5-point gap is often noise.\n\n"
+                 + "\n".join(pmd) + "\n")
     with open(os.path.join(args.out_dir, "eval.md"), "w") as f:
         f.write(text)
     print(text)

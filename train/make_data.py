@@ -300,6 +300,9 @@ def main():
     ap.add_argument("--exclude-eval-seeds", default="",
                     help="comma list of further eval seeds whose sets are also kept out of training "
                          "(the validation draw's, e.g. 999), so model choices on them are fair")
+    ap.add_argument("--exclude-words", default="",
+                    help="file of words (one per line) also kept out of every family, e.g. the words "
+                         "of a validation set from train/clean_reverse_set.py")
     ap.add_argument("--reverse-max-len", type=int, default=6,
                     help="longest word in reverse training samples (the test set has up to 7 letters)")
     args = ap.parse_args()
@@ -321,6 +324,9 @@ def main():
         held_words |= w2
         held_arith |= a2
         held_sort |= s2
+    if args.exclude_words:
+        with open(args.exclude_words, encoding="utf-8") as f:
+            held_words |= {w.strip() for w in f if w.strip()}
     train_words = [w for w in words if w not in held_words]
     # prefer shorter words for reverse (harder task)
     train_words_short = [w for w in train_words if len(w) <= args.reverse_max_len]
