@@ -1,9 +1,9 @@
 #include "engine/kernels.h"
 
 #include "engine/error.h"
+#include "engine/thread_pool.h"
 
 #include <immintrin.h>
-#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -12,6 +12,19 @@
 #include <vector>
 
 namespace fdl {
+
+// Matrix products smaller than this many multiply-adds run on one thread: waking the pool costs
+// more than they take.
+static inline bool worth_threads(int out, int in, int n) { return long(out) * in * n > (1 << 16); }
+
+// body(o0) for every group of 4 rows o0 = 0, 4, .. below out4, spread over the pool.
+template <class Body>
+static void for_row_quads(int out4, bool parallel, Body&& body) {
+    const int quads = out4 / 4;
+    parallel_ranges(quads, balanced_grain(quads), parallel, [&](int q0, int q1, int) {
+        for (int q = q0; q < q1; q++) body(4 * q);
+    });
+}
 
 const CpuFeatures& cpu_features() {
     static const CpuFeatures f = [] {
@@ -176,17 +189,16 @@ FDL_AVX512_BF16 static inline void bf16_rows(const uint16_t* w, const uint16_t* 
 FDL_AVX512_BF16 static void matmul_bf16_avx512(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
     const int in32 = in / 32 * 32;
     const int out4 = out / 4 * 4;
-#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
-    for (int o0 = 0; o0 < out4; o0 += 4) bf16_rows<4>(w, x, n, in, in32, out, o0, y);
+    for_row_quads(out4, worth_threads(out, in, n), [&](int o0) { bf16_rows<4>(w, x, n, in, in32, out, o0, y); });
     for (int o0 = out4; o0 < out; o0++) bf16_rows<1>(w, x, n, in, in32, out, o0, y);
 }
 
-// This thread's panels [p0, p1) of `panels`: contiguous, as even as the count allows. (One work
-// unit per 4-panel tile split the demo's 43-panel MLP matrices 28:15 between two threads.)
-static inline void thread_panels(int panels, int& p0, int& p1) {
-    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
-    p0 = int(long(panels) * t / nt);
-    p1 = int(long(panels) * (t + 1) / nt);
+// The panel kernels hand out work in chunks of one tile width (kTilePanels panels), claimed one
+// at a time, so the threads end together (a static split of whole tiles had divided the demo's
+// 43-panel MLP matrices 28:15) and a thread the OS pauses holds up one chunk, not half the matrix.
+template <class Range>
+static void for_panel_chunks(int out, bool parallel, Range&& range) {
+    parallel_ranges(out / kPanel, kTilePanels, parallel, [&](int p0, int p1, int) { range(p0, p1); });
 }
 
 template <int RP, int RT>
@@ -226,14 +238,15 @@ FDL_AVX512_BF16 static inline void bf16_panel_tokens(const uint16_t* w, const ui
     }
 }
 
+// Panels [p, p1): whole tiles, then single panels.
+FDL_AVX512_BF16 static void bf16_panel_range(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y, int p,
+                                             int p1) {
+    for (; p + kTilePanels <= p1; p += kTilePanels) bf16_panel_tokens<kTilePanels>(w, x, n, in, out, p * kPanel, y);
+    for (; p < p1; p++) bf16_panel_tokens<1>(w, x, n, in, out, p * kPanel, y);
+}
+
 FDL_AVX512_BF16 static void matmul_bf16_panels(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
-#pragma omp parallel if (long(out) * in * n > (1 << 16))
-    {
-        int p, p1;
-        thread_panels(out / kPanel, p, p1);
-        for (; p + kTilePanels <= p1; p += kTilePanels) bf16_panel_tokens<kTilePanels>(w, x, n, in, out, p * kPanel, y);
-        for (; p < p1; p++) bf16_panel_tokens<1>(w, x, n, in, out, p * kPanel, y);
-    }
+    for_panel_chunks(out, worth_threads(out, in, n), [&](int p0, int p1) { bf16_panel_range(x, n, w, in, out, y, p0, p1); });
 }
 
 // ---- F32, panels ----
@@ -273,14 +286,13 @@ FDL_AVX512F static inline void f32_panel_tokens(const float* w, const float* x, 
     }
 }
 
+FDL_AVX512F static void f32_panel_range(const float* x, int n, const float* w, int in, int out, float* y, int p, int p1) {
+    for (; p + kTilePanels <= p1; p += kTilePanels) f32_panel_tokens<kTilePanels>(w, x, n, in, out, p * kPanel, y);
+    for (; p < p1; p++) f32_panel_tokens<1>(w, x, n, in, out, p * kPanel, y);
+}
+
 FDL_AVX512F static void matmul_f32_panels(const float* x, int n, const float* w, int in, int out, float* y) {
-#pragma omp parallel if (long(out) * in * n > (1 << 16))
-    {
-        int p, p1;
-        thread_panels(out / kPanel, p, p1);
-        for (; p + kTilePanels <= p1; p += kTilePanels) f32_panel_tokens<kTilePanels>(w, x, n, in, out, p * kPanel, y);
-        for (; p < p1; p++) f32_panel_tokens<1>(w, x, n, in, out, p * kPanel, y);
-    }
+    for_panel_chunks(out, worth_threads(out, in, n), [&](int p0, int p1) { f32_panel_range(x, n, w, in, out, y, p0, p1); });
 }
 
 void matmul_f32_packed(const float* x, int n, const float* w, int in, int out, float* y) {
@@ -328,8 +340,7 @@ FDL_AVX512F static inline void f32_rows(const float* w, const float* x, int n, i
 FDL_AVX512F static void matmul_f32_avx512(const float* x, int n, const float* w, int in, int out, float* y) {
     const int in16 = in / 16 * 16;
     const int out4 = out / 4 * 4;
-#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
-    for (int o0 = 0; o0 < out4; o0 += 4) f32_rows<4>(w, x, n, in, in16, out, o0, y);
+    for_row_quads(out4, worth_threads(out, in, n), [&](int o0) { f32_rows<4>(w, x, n, in, in16, out, o0, y); });
     for (int o0 = out4; o0 < out; o0++) f32_rows<1>(w, x, n, in, in16, out, o0, y);
 }
 
@@ -340,16 +351,17 @@ bool matmul_f32_small(const float* x, int n, const float* w, int in, int out, fl
 }
 
 static void matmul_bf16_portable(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
-#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
-    for (int o = 0; o < out; o++) {
-        const uint16_t* wr = w + size_t(o) * in;
-        for (int t = 0; t < n; t++) {
-            const uint16_t* xr = x + size_t(t) * in;
-            float s = 0;
-            for (int k = 0; k < in; k++) s += bf16f(wr[k]) * bf16f(xr[k]);
-            y[size_t(t) * out + o] = s;
+    parallel_ranges(out, balanced_grain(out), worth_threads(out, in, n), [&](int o0, int o1, int) {
+        for (int o = o0; o < o1; o++) {
+            const uint16_t* wr = w + size_t(o) * in;
+            for (int t = 0; t < n; t++) {
+                const uint16_t* xr = x + size_t(t) * in;
+                float s = 0;
+                for (int k = 0; k < in; k++) s += bf16f(wr[k]) * bf16f(xr[k]);
+                y[size_t(t) * out + o] = s;
+            }
         }
-    }
+    });
 }
 
 // ---- AVX2 (row-major weights; CPUs without AVX-512) ----
@@ -367,10 +379,10 @@ FDL_AVX2 static inline __m256 bf16x8(const uint16_t* p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)p)), 16));
 }
 
-FDL_AVX2 static void matmul_bf16_avx2(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
+// Rows [o0, o0 + 4) (fewer at the end) for every token.
+FDL_AVX2 static void bf16_avx2_rows(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y, int o0) {
     const int in8 = in / 8 * 8;
-#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
-    for (int o0 = 0; o0 < out; o0 += 4) {
+    {
         const int ro = std::min(4, out - o0);
         for (int t = 0; t < n; t++) {
             const uint16_t* xr = x + size_t(t) * in;
@@ -388,12 +400,18 @@ FDL_AVX2 static void matmul_bf16_avx2(const uint16_t* x, int n, const uint16_t* 
     }
 }
 
+static void matmul_bf16_avx2(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
+    const int quads = (out + 3) / 4;
+    parallel_ranges(quads, balanced_grain(quads), worth_threads(out, in, n), [&](int q0, int q1, int) {
+        for (int q = q0; q < q1; q++) bf16_avx2_rows(x, n, w, in, out, y, 4 * q);
+    });
+}
+
 // int8 x int8 -> int32 exactly: sign-extend 16 bytes to int16, multiply-add pairs to int32.
-FDL_AVX2 static void matmul_int8_avx2(const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws, int in,
-                                      int out, float* y) {
+FDL_AVX2 static void int8_avx2_rows(const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws, int in,
+                                    int out, float* y, int o0) {
     const int in16 = in / 16 * 16;
-#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
-    for (int o0 = 0; o0 < out; o0 += 4) {
+    {
         const int ro = std::min(4, out - o0);
         for (int t = 0; t < n; t++) {
             const int8_t* xr = x + size_t(t) * in;
@@ -415,6 +433,14 @@ FDL_AVX2 static void matmul_int8_avx2(const int8_t* x, const float* xs, int n, c
             }
         }
     }
+}
+
+static void matmul_int8_avx2(const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws, int in, int out,
+                             float* y) {
+    const int quads = (out + 3) / 4;
+    parallel_ranges(quads, balanced_grain(quads), worth_threads(out, in, n), [&](int q0, int q1, int) {
+        for (int q = q0; q < q1; q++) int8_avx2_rows(x, xs, n, w, ws, in, out, y, 4 * q);
+    });
 }
 
 void matmul_bf16(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y, bool packed) {
@@ -474,8 +500,7 @@ FDL_AVX512_VNNI static void matmul_int8_vnni(const int8_t* x, const float* xs, i
                                              const int32_t* wsum, int in, int out, float* y, const uint8_t* xu) {
     const int in64 = in / 64 * 64;
     const int out4 = out / 4 * 4;
-#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
-    for (int o0 = 0; o0 < out4; o0 += 4) int8_rows<4>(w, xu, x, xs, ws, wsum, n, in, in64, out, o0, y);
+    for_row_quads(out4, worth_threads(out, in, n), [&](int o0) { int8_rows<4>(w, xu, x, xs, ws, wsum, n, in, in64, out, o0, y); });
     for (int o0 = out4; o0 < out; o0++) int8_rows<1>(w, xu, x, xs, ws, wsum, n, in, in64, out, o0, y);
 }
 
@@ -534,16 +559,18 @@ FDL_AVX512_VNNI static inline void int8_panel_tokens(const int8_t* w, const uint
     }
 }
 
+FDL_AVX512_VNNI static void int8_panel_range(const float* xs, int n, const int8_t* w, const float* ws,
+                                             const int32_t* wsum, int in, int out, float* y, const uint8_t* xu, int p,
+                                             int p1) {
+    for (; p + kTilePanels <= p1; p += kTilePanels)
+        int8_panel_tokens<kTilePanels>(w, xu, xs, ws, wsum, n, in, out, p * kPanel, y);
+    for (; p < p1; p++) int8_panel_tokens<1>(w, xu, xs, ws, wsum, n, in, out, p * kPanel, y);
+}
+
 FDL_AVX512_VNNI static void matmul_int8_panels(const float* xs, int n, const int8_t* w, const float* ws,
                                                const int32_t* wsum, int in, int out, float* y, const uint8_t* xu) {
-#pragma omp parallel if (long(out) * in * n > (1 << 16))
-    {
-        int p, p1;
-        thread_panels(out / kPanel, p, p1);
-        for (; p + kTilePanels <= p1; p += kTilePanels)
-            int8_panel_tokens<kTilePanels>(w, xu, xs, ws, wsum, n, in, out, p * kPanel, y);
-        for (; p < p1; p++) int8_panel_tokens<1>(w, xu, xs, ws, wsum, n, in, out, p * kPanel, y);
-    }
+    for_panel_chunks(out, worth_threads(out, in, n),
+                     [&](int p0, int p1) { int8_panel_range(xs, n, w, ws, wsum, in, out, y, xu, p0, p1); });
 }
 
 // ---- Attention and SwiGLU ----
@@ -586,14 +613,15 @@ FDL_AVX512F static void silu_mul_avx512(const float* g, const float* u, float* o
 
 void swiglu_rows(const float* gu, int n, int inter, float* out) {
     const bool avx512 = cpu_features().avx512f;
-#pragma omp parallel for schedule(static) if (long(n) * inter > (1 << 16))
-    for (int i = 0; i < n; i++) {
-        const float* g = gu + size_t(i) * 2 * inter;
-        const float* u = g + inter;
-        float* o = out + size_t(i) * inter;
-        if (avx512) silu_mul_avx512(g, u, o, inter);
-        else silu_mul_scalar(g, u, o, 0, inter);
-    }
+    parallel_ranges(n, balanced_grain(n), long(n) * inter > (1 << 16), [&](int i0, int i1, int) {
+        for (int i = i0; i < i1; i++) {
+            const float* g = gu + size_t(i) * 2 * inter;
+            const float* u = g + inter;
+            float* o = out + size_t(i) * inter;
+            if (avx512) silu_mul_avx512(g, u, o, inter);
+            else silu_mul_scalar(g, u, o, 0, inter);
+        }
+    });
 }
 
 // ---- Softmax over a row of logits (the sampler's confidence) ----
@@ -833,16 +861,17 @@ void matmul_int8(const int8_t* x, const float* xs, int n, const int8_t* w, const
         matmul_int8_avx2(x, xs, n, w, ws, in, out, y);
         return;
     }
-#pragma omp parallel for schedule(static) if (long(out) * in * n > (1 << 16))
-    for (int o = 0; o < out; o++) {
-        const int8_t* wr = w + size_t(o) * in;
-        for (int t = 0; t < n; t++) {
-            const int8_t* xr = x + size_t(t) * in;
-            int32_t s = 0;
-            for (int k = 0; k < in; k++) s += int32_t(wr[k]) * xr[k];
-            y[size_t(t) * out + o] = float(s) * ws[o] * xs[t];
+    parallel_ranges(out, balanced_grain(out), worth_threads(out, in, n), [&](int o0, int o1, int) {
+        for (int o = o0; o < o1; o++) {
+            const int8_t* wr = w + size_t(o) * in;
+            for (int t = 0; t < n; t++) {
+                const int8_t* xr = x + size_t(t) * in;
+                int32_t s = 0;
+                for (int k = 0; k < in; k++) s += int32_t(wr[k]) * xr[k];
+                y[size_t(t) * out + o] = float(s) * ws[o] * xs[t];
+            }
         }
-    }
+    });
 }
 
 }  // namespace fdl

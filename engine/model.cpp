@@ -1,7 +1,6 @@
 #include "engine/model.h"
 
 #include <cblas.h>
-#include <omp.h>
 
 #include <cmath>
 #include <cstring>
@@ -11,6 +10,7 @@
 #include "engine/memory.h"
 #include "engine/kernels.h"
 #include "engine/safetensors.h"
+#include "engine/thread_pool.h"
 
 namespace fdl {
 
@@ -138,21 +138,22 @@ void load_linear(const SafeTensors& st, const std::string& prefix, int in, int o
 constexpr long kParallelWork = 1 << 15;
 
 void rmsnorm(const float* x, const float* w, float* y, int n, int dim, double eps) {
-#pragma omp parallel for if (long(n) * dim > kParallelWork)
-    for (int i = 0; i < n; i++) {
-        const float* xi = x + size_t(i) * dim;
-        float* yi = y + size_t(i) * dim;
-        // Sum of squares in double, in 8 independent partial sums: one vector of doubles instead of
-        // a chain of dependent scalar adds (the norm was 3% of a demo pass, all of it serial).
-        double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        int j = 0;
-        for (; j + 8 <= dim; j += 8)
-            for (int k = 0; k < 8; k++) part[k] += double(xi[j + k]) * xi[j + k];
-        double ss = ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
-        for (; j < dim; j++) ss += double(xi[j]) * xi[j];
-        const float r = float(1.0 / std::sqrt(ss / dim + eps));
-        for (int j = 0; j < dim; j++) yi[j] = xi[j] * r * w[j];
-    }
+    parallel_ranges(n, balanced_grain(n), long(n) * dim > kParallelWork, [&](int i0, int i1, int) {
+        for (int i = i0; i < i1; i++) {
+            const float* xi = x + size_t(i) * dim;
+            float* yi = y + size_t(i) * dim;
+            // Sum of squares in double, in 8 independent partial sums: one vector of doubles instead of
+            // a chain of dependent scalar adds (the norm was 3% of a demo pass, all of it serial).
+            double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            int j = 0;
+            for (; j + 8 <= dim; j += 8)
+                for (int k = 0; k < 8; k++) part[k] += double(xi[j + k]) * xi[j + k];
+            double ss = ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
+            for (; j < dim; j++) ss += double(xi[j]) * xi[j];
+            const float r = float(1.0 / std::sqrt(ss / dim + eps));
+            for (int j = 0; j < dim; j++) yi[j] = xi[j] * r * w[j];
+        }
+    });
 }
 
 }  // namespace
@@ -323,18 +324,19 @@ static void rope_table(int n, int pos0, const std::vector<double>& inv_freq, std
 static void apply_rope(float* x, int n, size_t stride, int heads, int hd, const std::vector<float>& cos_t,
                        const std::vector<float>& sin_t) {
     const int half = hd / 2;
-#pragma omp parallel for if (long(n) * heads * hd > kParallelWork)
-    for (int i = 0; i < n; i++) {
-        for (int j = 0; j < half; j++) {
-            const float cs = cos_t[size_t(i) * half + j], sn = sin_t[size_t(i) * half + j];
-            for (int h = 0; h < heads; h++) {
-                float* v = x + size_t(i) * stride + size_t(h) * hd;
-                const float x0 = v[j], x1 = v[j + half];
-                v[j] = x0 * cs - x1 * sn;
-                v[j + half] = x1 * cs + x0 * sn;
+    parallel_ranges(n, balanced_grain(n), long(n) * heads * hd > kParallelWork, [&](int i0, int i1, int) {
+        for (int i = i0; i < i1; i++) {
+            for (int j = 0; j < half; j++) {
+                const float cs = cos_t[size_t(i) * half + j], sn = sin_t[size_t(i) * half + j];
+                for (int h = 0; h < heads; h++) {
+                    float* v = x + size_t(i) * stride + size_t(h) * hd;
+                    const float x0 = v[j], x1 = v[j + half];
+                    v[j] = x0 * cs - x1 * sn;
+                    v[j + half] = x1 * cs + x0 * sn;
+                }
             }
         }
-    }
+    });
 }
 
 // In passes of several tokens, the query rows that share a KV head go through attend_rows16
@@ -345,7 +347,7 @@ void Model::attention(KVCache& cache, int layer, const Pass& p, int rb, int nr) 
     const ModelConfig& c = cfg_;
     const int hd = c.head_dim, heads = c.num_heads, group = c.num_heads / c.num_kv_heads, kvd = cache.kv_dim;
     const float scale = 1.0f / std::sqrt(float(hd));
-    const int nthreads = omp_get_max_threads();
+    const int nthreads = pool_threads();
     if (rows_.size() < size_t(nthreads) * size_t(p.attend_len)) rows_.resize(size_t(nthreads) * size_t(p.attend_len));
     const float* K = cache.k_row(layer, 0);
     const float* V = cache.v_row(layer, 0);
@@ -360,9 +362,10 @@ void Model::attention(KVCache& cache, int layer, const Pass& p, int rb, int nr) 
     const int rows_per_kv = nr * group;
     if (nr >= 2) {
         const int tiles = (rows_per_kv + 15) / 16;
-#pragma omp parallel for collapse(2) schedule(static) if (long(nr) * heads * p.attend_len * hd > kParallelWork)
-        for (int g = 0; g < c.num_kv_heads; g++) {
-            for (int t = 0; t < tiles; t++) {
+        // One chunk per (KV head, tile of 16 query rows).
+        parallel_chunks(c.num_kv_heads * tiles, long(nr) * heads * p.attend_len * hd > kParallelWork, [&](int item, int worker) {
+            const int g = item / tiles, t = item % tiles;
+            {
                 const float* q[16];
                 float* o[16];
                 int lim[16];
@@ -373,20 +376,19 @@ void Model::attention(KVCache& cache, int layer, const Pass& p, int rb, int nr) 
                     o[k] = att_.data() + (size_t(i) * heads + h) * hd;
                     lim[k] = limit_of(i);
                 }
-                float* s = rows_.data() + size_t(omp_get_thread_num()) * p.attend_len;
+                float* s = rows_.data() + size_t(worker) * p.attend_len;
                 attend_rows16(q, o, lim, nr, K + size_t(g) * hd, V + size_t(g) * hd, size_t(kvd), hd, scale, s);
             }
-        }
+        });
         return;
     }
     if (nr == 0) return;
-#pragma omp parallel for schedule(static) if (long(heads) * p.attend_len * hd > kParallelWork)
-    for (int h = 0; h < heads; h++) {
-        float* s = rows_.data() + size_t(omp_get_thread_num()) * p.attend_len;
+    parallel_chunks(heads, long(heads) * p.attend_len * hd > kParallelWork, [&](int h, int worker) {
+        float* s = rows_.data() + size_t(worker) * p.attend_len;
         const size_t kvoff = size_t(h / group) * hd;
         attend_row(qkv_.data() + size_t(rb) * qkv_row() + size_t(h) * hd, K + kvoff, V + kvoff, size_t(kvd),
                    limit_of(rb), hd, scale, s, att_.data() + (size_t(rb) * heads + h) * hd);
-    }
+    });
 }
 
 void Model::forward(KVCache& cache, const Pass& p, float* logits) {

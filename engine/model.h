@@ -1,6 +1,7 @@
 // A Qwen2 decoder (the architecture of Fast-dLLM v2 and of its AR parent) in float32 on the CPU.
 // One forward pass runs n tokens at consecutive positions: GEMMs with M = n (kernels.h),
-// everything else in OpenMP loops, attention over cache rows [0, attend_len).
+// everything else in loops on the engine's thread pool (thread_pool.h), attention over cache rows
+// [0, attend_len).
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -1,5 +1,7 @@
 #include "engine/threads.h"
 
+#include "engine/thread_pool.h"
+
 #include <cblas.h>
 #include <omp.h>
 
@@ -32,7 +34,8 @@ int physical_cores() {
 
 int set_threads(int n) {
     if (n <= 0) n = physical_cores();
-    omp_set_num_threads(n);
+    set_pool_threads(n);  // the engine's own kernels
+    omp_set_num_threads(n);  // OpenBLAS (f32 without AVX-512) and the machine probe
     openblas_set_num_threads(n);
     return n;
 }
