@@ -4,7 +4,6 @@
 #include <sched.h>
 
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -15,13 +14,17 @@
 namespace fdl {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-// How long a waiting thread spins before it starts yielding its core, and how long an idle
-// worker yields before it sleeps. Within a pass the serial steps between two matrices take a few
-// microseconds, so spinning covers them; between requests the workers sleep.
-constexpr auto kSpin = std::chrono::microseconds(20);
-constexpr auto kYieldBeforeSleep = std::chrono::milliseconds(2);
+// An idle worker spins this long, then sleeps: within a pass the serial steps between two
+// matrices take microseconds and between the passes of a request tens of them, so spinning
+// covers both; between requests the workers sleep. It does not yield while it spins: with a
+// busy program beside it on a 2-core machine, yielding handed that program the core for a whole
+// time slice, and passes fell to one thread's speed (measured).
+// Counted in pause instructions (about 25 ns each on this Zen 4 VM: 40,000 is about 1 ms), not
+// in wall time, so a worker the OS paused mid-spin does not fall asleep the moment it runs
+// again (then every job would pay a futex wake).
+constexpr int kSpinBeforeSleep = 40000;
+// A caller whose last chunk is held by a thread the OS took off its core yields after about 200 us.
+constexpr int kSpinBeforeYield = 8000;
 
 // The claim word: job generation (high 32 bits), chunk count (16 bits), next unclaimed chunk
 // (16 bits). One atomic, so a late worker can never claim a chunk of a job that has moved on.
@@ -72,9 +75,8 @@ class Pool {
         work(gen_, 0);
         t_in_job = false;
         // Wait for chunks that workers still hold.
-        const auto t0 = Clock::now();
         for (int i = 0; done_.load(std::memory_order_acquire) != chunks; i++) {
-            if (i < 64 || Clock::now() - t0 < kSpin) _mm_pause();
+            if (i < kSpinBeforeYield) _mm_pause();
             else sched_yield();
         }
     }
@@ -99,23 +101,17 @@ class Pool {
         t_in_job = true;
         t_worker = worker;
         for (;;) {
-            const auto t0 = Clock::now();
             uint32_t g;
             for (int i = 0;; i++) {
                 g = gen_of(claim_.load(std::memory_order_acquire));
                 if (g != seen) break;
-                if (i < 256) {
-                    _mm_pause();
-                    continue;
-                }
-                const auto waited = Clock::now() - t0;
-                if (waited < kSpin) _mm_pause();
-                else if (waited < kYieldBeforeSleep) sched_yield();
+                if (i < kSpinBeforeSleep) _mm_pause();
                 else {
                     std::unique_lock<std::mutex> lk(sleep_m_);
                     sleepers_.fetch_add(1, std::memory_order_seq_cst);
                     sleep_cv_.wait(lk, [&] { return gen_of(claim_.load(std::memory_order_seq_cst)) != seen; });
                     sleepers_.fetch_sub(1, std::memory_order_relaxed);
+                    i = 0;
                 }
             }
             seen = g;

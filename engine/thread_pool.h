@@ -3,8 +3,8 @@
 // has taken off its core (another program on a 2-core machine, a hypervisor stealing the vCPU)
 // only delays the chunk it holds: the others take the rest. OpenMP's static split with spinning
 // barriers made such a pass wait a whole scheduler time slice per matrix (measured here, a
-// demo one-token pass went from 0.13 ms to 146 ms with a training job on the cores). Waiting
-// threads spin briefly, then yield, then sleep.
+// demo one-token pass went from 0.13 ms to 146 ms with a training job on the cores). Idle
+// workers spin for a millisecond, then sleep.
 #pragma once
 
 #include <cstdint>

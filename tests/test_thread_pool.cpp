@@ -144,7 +144,7 @@ TEST(ThreadPool, WakesAfterSleeping) {
     set_threads(2);
     std::atomic<int> hits{0};
     for (int rep = 0; rep < 3; rep++) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));  // past the 2 ms before sleeping
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));  // past the 1 ms spin before sleeping
         parallel_chunks(32, true, [&](int, int) { hits.fetch_add(1); });
     }
     EXPECT_EQ(hits.load(), 96);
