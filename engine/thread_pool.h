@@ -23,7 +23,8 @@ void run_chunks(int chunks, void (*body)(void*, int, int), void* ctx);
 // worker (0 = the caller, < pool_threads()) is for per-thread scratch. Returns when all chunks
 // are done. Runs serially on the caller when `parallel` is false, when there is one chunk, and
 // inside a chunk of another job (no nesting). The split never changes the results: every chunk
-// computes its own outputs.
+// computes its own outputs. Bodies must not throw (check inputs before the job, as OpenMP
+// regions required too).
 template <class Body>
 void parallel_chunks(int chunks, bool parallel, Body&& body) {
     if (chunks <= 0) return;
