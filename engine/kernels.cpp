@@ -382,65 +382,57 @@ FDL_AVX2 static inline __m256 bf16x8(const uint16_t* p) {
 // Rows [o0, o0 + 4) (fewer at the end) for every token.
 FDL_AVX2 static void bf16_avx2_rows(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y, int o0) {
     const int in8 = in / 8 * 8;
-    {
-        const int ro = std::min(4, out - o0);
-        for (int t = 0; t < n; t++) {
-            const uint16_t* xr = x + size_t(t) * in;
-            __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
-            for (int k = 0; k < in8; k += 8) {
-                const __m256 xv = bf16x8(xr + k);
-                for (int a = 0; a < ro; a++) acc[a] = _mm256_fmadd_ps(bf16x8(w + size_t(o0 + a) * in + k), xv, acc[a]);
-            }
-            for (int a = 0; a < ro; a++) {
-                float s = hsum256(acc[a]);
-                for (int k = in8; k < in; k++) s += bf16f(w[size_t(o0 + a) * in + k]) * bf16f(xr[k]);
-                y[size_t(t) * out + o0 + a] = s;
-            }
+    const int ro = std::min(4, out - o0);
+    for (int t = 0; t < n; t++) {
+        const uint16_t* xr = x + size_t(t) * in;
+        __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int k = 0; k < in8; k += 8) {
+            const __m256 xv = bf16x8(xr + k);
+            for (int a = 0; a < ro; a++) acc[a] = _mm256_fmadd_ps(bf16x8(w + size_t(o0 + a) * in + k), xv, acc[a]);
+        }
+        for (int a = 0; a < ro; a++) {
+            float s = hsum256(acc[a]);
+            for (int k = in8; k < in; k++) s += bf16f(w[size_t(o0 + a) * in + k]) * bf16f(xr[k]);
+            y[size_t(t) * out + o0 + a] = s;
         }
     }
 }
 
 static void matmul_bf16_avx2(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
-    const int quads = (out + 3) / 4;
-    parallel_ranges(quads, balanced_grain(quads), worth_threads(out, in, n), [&](int q0, int q1, int) {
-        for (int q = q0; q < q1; q++) bf16_avx2_rows(x, n, w, in, out, y, 4 * q);
-    });
+    // The last group may hold fewer than 4 rows; the row function stops at `out`.
+    for_row_quads((out + 3) / 4 * 4, worth_threads(out, in, n), [&](int o0) { bf16_avx2_rows(x, n, w, in, out, y, o0); });
 }
 
 // int8 x int8 -> int32 exactly: sign-extend 16 bytes to int16, multiply-add pairs to int32.
 FDL_AVX2 static void int8_avx2_rows(const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws, int in,
                                     int out, float* y, int o0) {
     const int in16 = in / 16 * 16;
-    {
-        const int ro = std::min(4, out - o0);
-        for (int t = 0; t < n; t++) {
-            const int8_t* xr = x + size_t(t) * in;
-            __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
-            for (int k = 0; k < in16; k += 16) {
-                const __m256i xv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(xr + k)));
-                for (int a = 0; a < ro; a++) {
-                    const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + size_t(o0 + a) * in + k)));
-                    acc[a] = _mm256_add_epi32(acc[a], _mm256_madd_epi16(wv, xv));
-                }
-            }
+    const int ro = std::min(4, out - o0);
+    for (int t = 0; t < n; t++) {
+        const int8_t* xr = x + size_t(t) * in;
+        __m256i acc[4] = {_mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256(), _mm256_setzero_si256()};
+        for (int k = 0; k < in16; k += 16) {
+            const __m256i xv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(xr + k)));
             for (int a = 0; a < ro; a++) {
-                __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(acc[a]), _mm256_extracti128_si256(acc[a], 1));
-                s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
-                s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-                int32_t s = _mm_cvtsi128_si32(s4);
-                for (int k = in16; k < in; k++) s += int32_t(w[size_t(o0 + a) * in + k]) * xr[k];
-                y[size_t(t) * out + o0 + a] = float(s) * ws[o0 + a] * xs[t];
+                const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(w + size_t(o0 + a) * in + k)));
+                acc[a] = _mm256_add_epi32(acc[a], _mm256_madd_epi16(wv, xv));
             }
+        }
+        for (int a = 0; a < ro; a++) {
+            __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(acc[a]), _mm256_extracti128_si256(acc[a], 1));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+            s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+            int32_t s = _mm_cvtsi128_si32(s4);
+            for (int k = in16; k < in; k++) s += int32_t(w[size_t(o0 + a) * in + k]) * xr[k];
+            y[size_t(t) * out + o0 + a] = float(s) * ws[o0 + a] * xs[t];
         }
     }
 }
 
 static void matmul_int8_avx2(const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws, int in, int out,
                              float* y) {
-    const int quads = (out + 3) / 4;
-    parallel_ranges(quads, balanced_grain(quads), worth_threads(out, in, n), [&](int q0, int q1, int) {
-        for (int q = q0; q < q1; q++) int8_avx2_rows(x, xs, n, w, ws, in, out, y, 4 * q);
-    });
+    // The last group may hold fewer than 4 rows; the row function stops at `out`.
+    for_row_quads((out + 3) / 4 * 4, worth_threads(out, in, n), [&](int o0) { int8_avx2_rows(x, xs, n, w, ws, in, out, y, o0); });
 }
 
 void matmul_bf16(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y, bool packed) {

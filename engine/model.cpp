@@ -365,20 +365,18 @@ void Model::attention(KVCache& cache, int layer, const Pass& p, int rb, int nr) 
         // One chunk per (KV head, tile of 16 query rows).
         parallel_chunks(c.num_kv_heads * tiles, long(nr) * heads * p.attend_len * hd > kParallelWork, [&](int item, int worker) {
             const int g = item / tiles, t = item % tiles;
-            {
-                const float* q[16];
-                float* o[16];
-                int lim[16];
-                const int r0 = t * 16, nr = std::min(16, rows_per_kv - r0);
-                for (int k = 0; k < nr; k++) {
-                    const int i = rb + (r0 + k) / group, h = g * group + (r0 + k) % group;
-                    q[k] = qkv_.data() + size_t(i) * qkv_row() + size_t(h) * hd;
-                    o[k] = att_.data() + (size_t(i) * heads + h) * hd;
-                    lim[k] = limit_of(i);
-                }
-                float* s = rows_.data() + size_t(worker) * p.attend_len;
-                attend_rows16(q, o, lim, nr, K + size_t(g) * hd, V + size_t(g) * hd, size_t(kvd), hd, scale, s);
+            const float* q[16];
+            float* o[16];
+            int lim[16];
+            const int r0 = t * 16, rows = std::min(16, rows_per_kv - r0);
+            for (int k = 0; k < rows; k++) {
+                const int i = rb + (r0 + k) / group, h = g * group + (r0 + k) % group;
+                q[k] = qkv_.data() + size_t(i) * qkv_row() + size_t(h) * hd;
+                o[k] = att_.data() + (size_t(i) * heads + h) * hd;
+                lim[k] = limit_of(i);
             }
+            float* s = rows_.data() + size_t(worker) * p.attend_len;
+            attend_rows16(q, o, lim, rows, K + size_t(g) * hd, V + size_t(g) * hd, size_t(kvd), hd, scale, s);
         });
         return;
     }
