@@ -25,6 +25,7 @@ bool matmul_f32_small(const float* x, int n, const float* w, int in, int out, fl
 // kernels.cpp). packs_*() says whether that layout is used for a matrix of this shape on this CPU;
 // pack_*() rewrites a row-major matrix in place; panel_index() is where element (r, k) then lives
 // (group: 1 for f32, 2 for bf16, 4 for int8). Packed INT8 needs wsum over all `in` inputs.
+constexpr int kPanel = 16;  // rows per panel
 bool packs_f32(int in, int out);
 bool packs_bf16(int in, int out);
 bool packs_int8(int in, int out);

@@ -107,7 +107,7 @@ private:
     Linear lm_head_own_;
     const Linear* lm_head_ = nullptr;  // &embed_ when tied
     std::vector<double> inv_freq_;
-    std::vector<float> rope_cos_, rope_sin_;  // this pass's rotary table, [n, head_dim / 2]
+    std::vector<float> rope_cos_, rope_sin_;  // rotary table of every position seen so far, [pos, head_dim / 2]
 
     // Scratch, grown to the largest pass seen; nothing allocates per token.
     std::vector<float> x_, h_, qkv_, att_, gate_up_, act_, rows_;
