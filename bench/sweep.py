@@ -5,7 +5,8 @@
 
 Runs every evaluation prompt (assets/eval/*.jsonl) with AR decoding on demo-ar and with diffusion
 decoding on demo-dllm for each cache mode (threshold 0.9) and each threshold (dual and
-dual-overlap caches), and
+dual-overlap caches), then AR and the two caches at 0.9 again with `--dtype int8` (the fastest
+weights; speedup against AR in int8), and
 reports per configuration: exact-match accuracy (same answer extraction as bench/eval.py),
 tokens/s (every generated token over the engine's request time, prefill + decode, summed over
 prompts; the fair comparison, since a diffusion prompt shorter than a block has no separate
@@ -85,22 +86,28 @@ def main():
     if not items:
         sys.exit(f"sweep.py: no evaluation prompts in {args.eval_dir}")
 
-    configs = [("ar", args.ar_model, ["--mode", "ar"], None, "ar")]
+    # (name, model, options, threshold, cache, dtype); dtype "" = the engine's default.
+    configs = [("ar", args.ar_model, ["--mode", "ar"], None, "ar", "")]
     for cache in ("none", "prefix", "dual"):
         configs.append((f"diffusion {cache} 0.9", args.dllm_model,
-                        ["--mode", "diffusion", "--cache", cache, "--threshold", "0.9"], 0.9, cache))
+                        ["--mode", "diffusion", "--cache", cache, "--threshold", "0.9"], 0.9, cache, ""))
     for cache in ("dual", "dual-overlap"):
         for th in [float(t) for t in args.thresholds.split(",")]:
             if th != 0.9 or cache == "dual-overlap":
                 configs.append((f"diffusion {cache} {th:g}", args.dllm_model,
-                                ["--mode", "diffusion", "--cache", cache, "--threshold", str(th)], th, cache))
+                                ["--mode", "diffusion", "--cache", cache, "--threshold", str(th)], th, cache, ""))
+    configs.append(("ar int8", args.ar_model, ["--mode", "ar", "--dtype", "int8"], None, "ar", "int8"))
+    for cache in ("dual", "dual-overlap"):
+        configs.append((f"diffusion {cache} 0.9 int8", args.dllm_model,
+                        ["--mode", "diffusion", "--cache", cache, "--threshold", "0.9", "--dtype", "int8"], 0.9, cache,
+                        "int8"))
 
     # Configurations take turns prompt by prompt (not one configuration over every prompt, then the
     # next), so a minute in which the VM runs slow weighs on all of them alike.
     acc = [{"ok": 0, "dec_tok": 0, "nfe": 0, "all_tok": 0, "dec_s": 0.0, "total_s": 0.0, "sizes": {},
             "mix": {"prefill": 0, "block": 0, "subblock": 0, "commit": 0, "decode": 0}} for _ in configs]
     for i, (fam, it) in enumerate(items):
-        for (name, model, extra, th, cache), a in zip(configs, acc):
+        for (name, model, extra, th, cache, dtype), a in zip(configs, acc):
             j = run(args, model, it["prompt"], extra)
             a["ok"] += extract(fam, j["text"]) == it["answer"]
             a["dec_tok"] += j["timings"]["decoded_after_prefill"]
@@ -115,10 +122,11 @@ def main():
         print(f"\rsweep.py: prompt {i + 1}/{len(items)}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
     results = []
-    for (name, model, extra, th, cache), a in zip(configs, acc):
+    for (name, model, extra, th, cache, dtype), a in zip(configs, acc):
         mix, nfe, dec_tok, total_s, dec_s = a["mix"], a["nfe"], a["dec_tok"], a["total_s"], a["dec_s"]
         fwd = nfe - mix["prefill"]
-        r = {"config": name, "threshold": th if th is not None else "", "cache": cache, "n": len(items),
+        r = {"config": name, "threshold": th if th is not None else "", "cache": cache, "dtype": dtype or "default",
+             "n": len(items),
              "exact_match": a["ok"] / len(items), "tok_s": a["all_tok"] / total_s if total_s else 0.0,
              "decode_tok_s": dec_tok / dec_s if dec_s else 0.0, "tokens": a["all_tok"], "passes_by_size": a["sizes"],
              "tokens_per_forward": dec_tok / fwd if fwd else 0.0, "nfe_per_answer": nfe / len(items),
@@ -153,7 +161,7 @@ def main():
                      f"{overlap_best:.1f} tok/s ({overlap_best / ar_best:.2f}x) |")
 
     os.makedirs(args.out_dir, exist_ok=True)
-    ar = results[0]
+    ar = {r["dtype"]: r for r in results if r["cache"] == "ar"}  # each configuration against AR in its dtype
     cols = ["config", "n", "exact_match", "tok_s", "tokens_per_forward", "nfe_per_answer"] + proj_cols
     with open(os.path.join(args.out_dir, "sweep.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(results[0].keys()) + [c for c in proj_cols if c not in results[0]])
@@ -165,7 +173,7 @@ def main():
           "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(proj_cols)]
     for r in results:
         md.append(f"| {r['config']} | {100 * r['exact_match']:.1f}% | {r['tok_s']:.1f} | "
-                  f"{r['tok_s'] / ar['tok_s'] if ar['tok_s'] else 0:.2f}x | {r['decode_tok_s']:.1f} | "
+                  f"{r['tok_s'] / ar[r['dtype']]['tok_s'] if ar[r['dtype']]['tok_s'] else 0:.2f}x | {r['decode_tok_s']:.1f} | "
                   f"{r['tokens_per_forward']:.2f} | {r['nfe_per_answer']:.1f} |" + "".join(f" {r[c]:.1f} |" for c in proj_cols))
     text = "\n".join(md) + (f"\n\n{len(items)} prompts ({args.limit} per family), at most {args.max_new_tokens} new "
                              "tokens. tokens/s: every generated token over the engine's request time (prefill + "
@@ -184,7 +192,7 @@ def main():
     with open(dat, "w") as f:
         for cache in ("dual", "dual-overlap"):  # two gnuplot data sets, index 0 and 1
             for r in sorted(results, key=lambda r: r["threshold"] if r["threshold"] != "" else -1):
-                if r["cache"] == cache:
+                if r["cache"] == cache and r["dtype"] == "default":
                     f.write(f"{r['threshold']} {r['tok_s']:.3f} {100 * r['exact_match']:.2f}\n")
             f.write("\n\n")
     png = os.path.join(args.out_dir, "speed_vs_threshold.png")
@@ -199,7 +207,7 @@ set key center right
 set grid
 plot '{dat}' index 0 using 1:2 with linespoints lw 2 title 'diffusion dual tokens/s', \\
      '{dat}' index 1 using 1:2 with linespoints lw 2 title 'diffusion dual-overlap tokens/s', \\
-     {ar['tok_s']:.3f} with lines dt 2 lw 2 title 'AR tokens/s', \\
+     {ar['default']['tok_s']:.3f} with lines dt 2 lw 2 title 'AR tokens/s', \\
      '{dat}' index 0 using 1:3 axes x1y2 with linespoints title 'dual exact match', \\
      '{dat}' index 1 using 1:3 axes x1y2 with linespoints title 'dual-overlap exact match'
 """

@@ -12,7 +12,9 @@ the chat template):
 The model is a plain float32 PyTorch Qwen2 forward (eager, `torch.set_num_threads(--threads)`),
 the way the upstream code runs on a CPU. Then the same prompts go through `fastdllm generate
 --json --warmup` (timed warm, like PyTorch's one process) twice: in float32 (to check that the reference decodes the same tokens with the same
-number of forwards) and in the engine's default weight type (the speed a user gets).
+number of forwards), in the engine's default weight type (the speed a user gets) and in int8
+(`--dtype int8`: the fastest, whose rounding may change some answers; the table says on how
+many prompts its tokens equal the f32 ones).
 
 Tokens/s are generated tokens over the decoding time of each request (model loading excluded on
 both sides; the engine's own `timings.total_s`). Writes bench/results/torch_reference.md and .csv
@@ -288,7 +290,7 @@ def main():
         m = Qwen2Ref(folder)
         ref_tok = ref_s = ref_nfe = 0
         same = 0
-        eng = {"f32": [0, 0.0], "default": [0, 0.0]}
+        eng = {d: [0, 0.0, 0] for d in ("f32", "default", "int8")}  # tokens, seconds, prompts equal to f32
         for i, p in enumerate(prompts):
             ids = tok.encode(f"<|im_start|>user\n{p}<|im_end|>\n<|im_start|>assistant\n")
             t0 = time.perf_counter()
@@ -307,9 +309,12 @@ def main():
                       f"({e_nfe} forwards)", file=sys.stderr)
             eng["f32"][0] += len(e_tokens)
             eng["f32"][1] += e_s
-            e_tokens, _, e_s = engine_run(args, folder, mode, p, "auto")
-            eng["default"][0] += len(e_tokens)
-            eng["default"][1] += e_s
+            f32_tokens = e_tokens
+            for name, dtype in (("default", "auto"), ("int8", "int8")):
+                e_tokens, _, e_s = engine_run(args, folder, mode, p, dtype)
+                eng[name][0] += len(e_tokens)
+                eng[name][1] += e_s
+                eng[name][2] += e_tokens == f32_tokens
             print(f"\r{mode}: {i + 1}/{len(prompts)}", end="", file=sys.stderr, flush=True)
         print(file=sys.stderr)
         ref_tps = ref_tok / ref_s
@@ -322,8 +327,12 @@ def main():
             "torch_tok_per_fwd": round(ref_tok / ref_nfe, 2),
             "engine_f32_tok_s": round(eng["f32"][0] / eng["f32"][1], 1),
             "engine_default_tok_s": round(eng["default"][0] / eng["default"][1], 1),
+            "engine_int8_tok_s": round(eng["int8"][0] / eng["int8"][1], 1),
+            "default_same_tokens_as_f32": eng["default"][2],
+            "int8_same_tokens_as_f32": eng["int8"][2],
             "speedup_f32": round(eng["f32"][0] / eng["f32"][1] / ref_tps, 1),
             "speedup_default": round(eng["default"][0] / eng["default"][1] / ref_tps, 1),
+            "speedup_int8": round(eng["int8"][0] / eng["int8"][1] / ref_tps, 1),
         })
 
     os.makedirs(args.out_dir, exist_ok=True)
@@ -338,12 +347,14 @@ def main():
              f"{len(prompts)} chat prompts ({args.families}, first {args.limit} each), greedy, at most "
              f"{args.max_new_tokens} new tokens; diffusion: block 32, sub-block 8, threshold 0.9.", "",
              "| mode | model | same tokens + NFE as engine f32 | PyTorch tok/s | tok/forward | engine f32 tok/s | "
-             "engine default dtype tok/s | speedup (f32) | speedup (default) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "engine default dtype tok/s | engine int8 tok/s | speedup (f32) | speedup (default) | speedup (int8) | "
+             "default / int8 tokens equal to f32 |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['mode']} | {r['model']} | {r['same_tokens_and_nfe']}/{r['prompts']} | {r['torch_f32_tok_s']} | "
                      f"{r['torch_tok_per_fwd']} | {r['engine_f32_tok_s']} | {r['engine_default_tok_s']} | "
-                     f"{r['speedup_f32']}x | {r['speedup_default']}x |")
+                     f"{r['engine_int8_tok_s']} | {r['speedup_f32']}x | {r['speedup_default']}x | {r['speedup_int8']}x | "
+                     f"{r['default_same_tokens_as_f32']} / {r['int8_same_tokens_as_f32']} of {r['prompts']} |")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(args.out_dir, stem + ".md"), "w") as f:
         f.write(text)
