@@ -439,8 +439,11 @@ TEST(UiStateCommands, SettingsAreValidated) {
     EXPECT_FALSE(apply_setting(s, parse_command("/clear"), msg));  // not a setting
 
     s.model_name = "demo";
+    s.weights = "int8";
+    s.threads = 2;
     const std::string st = settings_text(s);
     EXPECT_NE(st.find("demo · diffusion τ=0.80 B=64 S=4 cache=prefix n=128"), std::string::npos) << st;
+    EXPECT_NE(st.find(" · int8 · 2 threads"), std::string::npos) << st;
 }
 
 TEST(UiStateViewModel, TranscriptAnswersAndComparison) {

@@ -867,6 +867,7 @@ int run_chat(const ChatAppOptions& opts) {
         if (s.compare) s.gen.mode = DecodeMode::Diffusion;
         s.model_name = app.model->config().name;
         s.threads = opts.threads;
+        s.weights = weight_type_name(app.model->weight_type());
         s.gen.validate();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "fastdllm chat: %s\n", e.what());

@@ -121,6 +121,7 @@ struct Settings {
     std::string model_name;     // for the status bar
     std::string ar_model_name;  // "" until known
     int threads = 0;
+    std::string weights;        // weight type in memory ("bf16", "int8", ...), "" if unknown
     int delay_ms = 0;           // slow motion: pause after every forward pass (figures then include it)
 };
 
