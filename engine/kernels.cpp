@@ -849,14 +849,24 @@ void attend_rows16(const float* const* q, float* const* o, const int* limits, in
     for (int r = 0; r < nrows; r++) attend_row(q[r], K, V, stride, limits[r], hd, scale, s, o[r]);
 }
 
+bool int8_reads_unsigned() { return cpu_features().avx512vnni; }
+
+void int8_to_unsigned(const int8_t* x, size_t count, uint8_t* out) {
+    if (cpu_features().avx512f) to_unsigned_avx512(x, count, out);
+    else
+        for (size_t i = 0; i < count; i++) out[i] = uint8_t(int(x[i]) + 128);
+}
+
 void matmul_int8(const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws, const int32_t* wsum, int in,
-                 int out, float* y, bool packed) {
+                 int out, float* y, bool packed, const uint8_t* x_u) {
     if (cpu_features().avx512vnni) {
-        thread_local std::vector<uint8_t> xu_buf;
-        const size_t len = size_t(n) * in;
-        xu_buf.resize(len);
-        uint8_t* xu = xu_buf.data();
-        to_unsigned_avx512(x, len, xu);
+        const uint8_t* xu = x_u;
+        if (!xu) {
+            thread_local std::vector<uint8_t> xu_buf;
+            xu_buf.resize(size_t(n) * in);
+            int8_to_unsigned(x, xu_buf.size(), xu_buf.data());
+            xu = xu_buf.data();
+        }
         if (packed) matmul_int8_panels(xs, n, w, ws, wsum, in, out, y, xu);
         else matmul_int8_vnni(x, xs, n, w, ws, wsum, in, out, y, xu);
         return;

@@ -44,8 +44,13 @@ void matmul_bf16(const uint16_t* x_bf16, int n, const uint16_t* w, int in, int o
 // x_q: n rows of `in` int8 values with per-row scales xs; w: out rows of int8 with scales ws;
 // wsum: per weight row, the sum of its first in/64*64 int8 values (the unsigned-activation trick;
 // all `in` values when packed).
+// x_u: x_q + 128 as unsigned bytes (int8_to_unsigned), which the VNNI kernels read; made here
+// when null.
 void matmul_int8(const int8_t* x_q, const float* xs, int n, const int8_t* w, const float* ws, const int32_t* wsum, int in,
-                 int out, float* y, bool packed = false);
+                 int out, float* y, bool packed = false, const uint8_t* x_u = nullptr);
+// Whether matmul_int8 reads x_u on this CPU, and the conversion itself.
+bool int8_reads_unsigned();
+void int8_to_unsigned(const int8_t* x, size_t count, uint8_t* out);
 
 // One query row of attention: o[hd] = softmax(scale * q . K[j]) . V[j] over keys j < len, where
 // key j's vectors start at K + j*stride and V + j*stride; s: scratch for len scores.

@@ -49,24 +49,36 @@ void Linear::set(const std::vector<float>& m, WeightType t) {
     }
 }
 
-void Linear::apply(const float* x, int n, float* y) const {
+void Linear::reserve_input(LinearInput& li, int n) const {
+    const size_t len = size_t(n) * in;
+    if (type == WeightType::BF16 && li.b16.size() < len) li.b16.resize(len);
+    if (type == WeightType::INT8) {
+        if (li.q8.size() < len) li.q8.resize(len);
+        if (int8_reads_unsigned() && li.u8.size() < len) li.u8.resize(len);
+        if (li.scales.size() < size_t(n)) li.scales.resize(size_t(n));
+    }
+}
+
+void Linear::prepare_rows(const float* x, int r0, int r1, LinearInput& li) const {
+    const size_t off = size_t(r0) * in, len = size_t(r1 - r0) * in;
+    if (type == WeightType::BF16) to_bf16(x + off, len, li.b16.data() + off);
+    if (type == WeightType::INT8) {
+        quantize_rows_int8(x + off, r1 - r0, in, li.q8.data() + off, li.scales.data() + r0);
+        if (int8_reads_unsigned()) int8_to_unsigned(li.q8.data() + off, len, li.u8.data() + off);
+    }
+}
+
+void Linear::apply_prepared(const float* x, const LinearInput& li, int n, float* y) const {
     if (type == WeightType::F32) {
         if (packed) matmul_f32_packed(x, n, w.data(), in, out, y);
         else if (matmul_f32_small(x, n, w.data(), in, out, y)) {
         } else if (n == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.f, w.data(), in, x, 1, 0.f, y, 1);
         else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.f, x, in, w.data(), in, 0.f, y, out);
     } else if (type == WeightType::BF16) {
-        thread_local std::vector<uint16_t> xb;  // grows to the largest pass, then never again
-        if (xb.size() < size_t(n) * in) xb.resize(size_t(n) * in);
-        to_bf16(x, size_t(n) * in, xb.data());
-        matmul_bf16(xb.data(), n, w16.data(), in, out, y, packed);
+        matmul_bf16(li.b16.data(), n, w16.data(), in, out, y, packed);
     } else {
-        thread_local std::vector<int8_t> xq;
-        thread_local std::vector<float> xs;
-        if (xq.size() < size_t(n) * in) xq.resize(size_t(n) * in);
-        if (xs.size() < size_t(n)) xs.resize(size_t(n));
-        quantize_rows_int8(x, n, in, xq.data(), xs.data());
-        matmul_int8(xq.data(), xs.data(), n, w8.data(), scale.data(), wsum.data(), in, out, y, packed);
+        matmul_int8(li.q8.data(), li.scales.data(), n, w8.data(), scale.data(), wsum.data(), in, out, y, packed,
+                    int8_reads_unsigned() ? li.u8.data() : nullptr);
     }
     if (!b.empty()) {
         for (int i = 0; i < n; i++) {
@@ -74,6 +86,13 @@ void Linear::apply(const float* x, int n, float* y) const {
             for (int j = 0; j < out; j++) row[j] += b[j];
         }
     }
+}
+
+void Linear::apply(const float* x, int n, float* y) const {
+    thread_local LinearInput li;  // grows to the largest pass, then never again
+    reserve_input(li, n);
+    prepare_rows(x, 0, n, li);
+    apply_prepared(x, li, n, y);
 }
 
 // Row r of a weight matrix, through `conv`. Packed rows are read a group of G inputs at a time
@@ -148,6 +167,8 @@ void load_linear(const SafeTensors& st, const std::string& prefix, int in, int o
 
 // Loops this small are faster on one thread than with a fork/join of the team.
 constexpr long kParallelWork = 1 << 15;
+// The same for a pass's row-wise steps (Model::forward), in floats of the rows they read.
+constexpr long kRowJobWork = 1 << 12;
 
 void rmsnorm(const float* x, const float* w, float* y, int n, int dim, double eps) {
     parallel_ranges(n, balanced_grain(n), long(n) * dim > kParallelWork, [&](int i0, int i1, int) {
@@ -317,8 +338,8 @@ void Model::ensure_scratch(int n) {
     scratch_n_ = n;
 }
 
-// Rotary embedding, HF Qwen2 convention (rotate_half: pairs i and i + d/2). The cos/sin table of
-// the pass's positions is made once per forward and shared by every layer's q and k.
+// Rotary embedding, HF Qwen2 convention (rotate_half: pairs i and i + d/2); one cos/sin table
+// shared by every layer's q and k.
 // Grows the rotary table to cover positions [0, end). Kept across passes: computing this pass's
 // rows each time was 1% of a demo pass (sin and cos in double).
 static void grow_rope_table(int end, const std::vector<double>& inv_freq, std::vector<float>& cs, std::vector<float>& sn) {
@@ -423,42 +444,82 @@ void Model::forward(KVCache& cache, const Pass& p, float* logits) {
         embed_.row(t, x_.data() + size_t(i) * H);
     }
     grow_rope_table(p.pos0 + n, inv_freq_, rope_cos_, rope_sin_);
-    const size_t rope_off = size_t(p.pos0) * (c.head_dim / 2);
-    const float *rcos = rope_cos_.data() + rope_off, *rsin = rope_sin_.data() + rope_off;
+    const int hd = c.head_dim, half = hd / 2, inter = c.intermediate_size;
+    const float *rcos = rope_cos_.data() + size_t(p.pos0) * half, *rsin = rope_sin_.data() + size_t(p.pos0) * half;
+    const size_t row = qkv_row(), Q = size_t(c.num_heads) * hd;
+    const double eps = c.rms_norm_eps;
+    // The row-wise steps between two matrices (residual add, norm, rotary, SwiGLU, and turning
+    // the next matrix's input into bf16 or int8) run as one job over the rows, split across the
+    // threads: run serially on the calling thread they were about a quarter of a two-thread
+    // 32-token int8 demo pass, with the other thread waiting.
+    auto rows_job = [](int count, long work_per_row, auto&& body) {
+        parallel_ranges(count, balanced_grain(count), long(count) * work_per_row > kRowJobWork,
+                        [&](int i0, int i1, int) { body(i0, i1); });
+    };
+    // x[i] += h[i] over rows [i0, i1) of a [rows, H] pair.
+    auto add_rows = [H](float* x, const float* h, int i0, int i1) {
+        for (size_t k = size_t(i0) * H; k < size_t(i1) * H; k++) x[k] += h[k];
+    };
+    bool pending = false;  // h_ holds the last MLP output, not yet added to x_
+    int rb = 0, nr = n;    // rows past the last layer's q/k/v (below)
     for (int l = 0; l < c.num_layers; l++) {
         const LayerWeights& L = layers_[size_t(l)];
-        rmsnorm(x_.data(), L.attn_norm.data(), h_.data(), n, H, c.rms_norm_eps);
+        L.qkv.reserve_input(lin_in_, n);
+        rows_job(n, H, [&](int i0, int i1) {
+            if (pending) add_rows(x_.data(), h_.data(), i0, i1);
+            rmsnorm(x_.data() + size_t(i0) * H, L.attn_norm.data(), h_.data() + size_t(i0) * H, i1 - i0, H, eps);
+            L.qkv.prepare_rows(h_.data(), i0, i1, lin_in_);
+        });
+        L.qkv.apply_prepared(h_.data(), lin_in_, n, qkv_.data());
         // q and k are rotated in place in the stacked rows; attention reads q there, and k and v
         // go from there to the cache.
-        L.qkv.apply(h_.data(), n, qkv_.data());
-        const size_t row = qkv_row(), Q = size_t(c.num_heads) * c.head_dim;
-        apply_rope(qkv_.data(), n, row, c.num_heads, c.head_dim, rcos, rsin);
-        apply_rope(qkv_.data() + Q, n, row, c.num_kv_heads, c.head_dim, rcos, rsin);
-        for (int i = 0; i < n; i++) {
-            const float* r = qkv_.data() + size_t(i) * row;
-            std::memcpy(cache.k_row(l, p.pos0 + i), r + Q, size_t(kvd) * sizeof(float));
-            std::memcpy(cache.v_row(l, p.pos0 + i), r + Q + kvd, size_t(kvd) * sizeof(float));
-        }
+        rows_job(n, long(row), [&](int i0, int i1) {
+            float* r0 = qkv_.data() + size_t(i0) * row;
+            apply_rope(r0, i1 - i0, row, c.num_heads, hd, rcos + size_t(i0) * half, rsin + size_t(i0) * half);
+            apply_rope(r0 + Q, i1 - i0, row, c.num_kv_heads, hd, rcos + size_t(i0) * half, rsin + size_t(i0) * half);
+            for (int i = i0; i < i1; i++) {
+                const float* r = qkv_.data() + size_t(i) * row;
+                std::memcpy(cache.k_row(l, p.pos0 + i), r + Q, size_t(kvd) * sizeof(float));
+                std::memcpy(cache.v_row(l, p.pos0 + i), r + Q + kvd, size_t(kvd) * sizeof(float));
+            }
+        });
         // Every row's k and v are needed by later passes, but after the last layer's q/k/v only the
         // rows that produce logits matter (as llama.cpp does for its outputs): on a 32-token commit
         // pass of the demo that skips a sixth of the work.
         const bool last = l == c.num_layers - 1;
-        const int rb = last ? p.logits_from : 0, nr = last ? p.logits_count : n;
+        rb = last ? p.logits_from : 0;
+        nr = last ? p.logits_count : n;
         if (nr == 0) break;
         attention(cache, l, p, rb, nr);
-        const size_t hb = size_t(rb) * H, hn = size_t(nr) * H;
-        float* x = x_.data() + hb;
-        L.o.apply(att_.data() + size_t(rb) * Q, nr, h_.data());
-        for (size_t i = 0; i < hn; i++) x[i] += h_[i];
-        rmsnorm(x, L.mlp_norm.data(), h_.data(), nr, H, c.rms_norm_eps);
-        L.gate_up.apply(h_.data(), nr, gate_up_.data());
-        swiglu_rows(gate_up_.data(), nr, c.intermediate_size, act_.data());
-        L.down.apply(act_.data(), nr, h_.data());
-        for (size_t i = 0; i < hn; i++) x[i] += h_[i];
+        float* x = x_.data() + size_t(rb) * H;  // rows [rb, rb + nr) of the pass; h_ from row 0
+        const float* att = att_.data() + size_t(rb) * Q;
+        L.o.reserve_input(lin_in_, nr);
+        rows_job(nr, long(Q), [&](int i0, int i1) { L.o.prepare_rows(att, i0, i1, lin_in_); });
+        L.o.apply_prepared(att, lin_in_, nr, h_.data());
+        L.gate_up.reserve_input(lin_in_, nr);
+        rows_job(nr, H, [&](int i0, int i1) {
+            add_rows(x, h_.data(), i0, i1);
+            rmsnorm(x + size_t(i0) * H, L.mlp_norm.data(), h_.data() + size_t(i0) * H, i1 - i0, H, eps);
+            L.gate_up.prepare_rows(h_.data(), i0, i1, lin_in_);
+        });
+        L.gate_up.apply_prepared(h_.data(), lin_in_, nr, gate_up_.data());
+        L.down.reserve_input(lin_in_, nr);
+        rows_job(nr, inter, [&](int i0, int i1) {
+            swiglu_rows(gate_up_.data() + size_t(i0) * 2 * inter, i1 - i0, inter, act_.data() + size_t(i0) * inter);
+            L.down.prepare_rows(act_.data(), i0, i1, lin_in_);
+        });
+        L.down.apply_prepared(act_.data(), lin_in_, nr, h_.data());
+        pending = true;
     }
-    if (p.logits_count > 0) {
-        rmsnorm(x_.data() + size_t(p.logits_from) * H, final_norm_.data(), h_.data(), p.logits_count, H, c.rms_norm_eps);
-        lm_head_->apply(h_.data(), p.logits_count, logits);
+    if (p.logits_count > 0) {  // then the last layer ran rows [logits_from, +logits_count): rb, nr
+        float* x = x_.data() + size_t(rb) * H;
+        lm_head_->reserve_input(lin_in_, nr);
+        rows_job(nr, H, [&](int i0, int i1) {
+            add_rows(x, h_.data(), i0, i1);
+            rmsnorm(x + size_t(i0) * H, final_norm_.data(), h_.data() + size_t(i0) * H, i1 - i0, H, eps);
+            lm_head_->prepare_rows(h_.data(), i0, i1, lin_in_);
+        });
+        lm_head_->apply_prepared(h_.data(), lin_in_, nr, logits);
     }
 }
 

@@ -36,6 +36,17 @@ struct Pass {
 enum class WeightType { F32, BF16, INT8 };
 const char* weight_type_name(WeightType t);
 
+// A Linear's input rows in the form its kernels read: bf16, or int8 with per-row scales (and the
+// unsigned copy the VNNI kernels read); F32 reads the caller's rows as they are. Filled row by row
+// (Linear::prepare_rows), so a pass can split the conversion across threads with the norm or
+// SwiGLU that produces the rows.
+struct LinearInput {
+    std::vector<uint16_t> b16;
+    std::vector<int8_t> q8;
+    std::vector<uint8_t> u8;
+    std::vector<float> scales;
+};
+
 // A weight matrix [out, in] (row-major, like the checkpoint) and its optional bias.
 struct Linear {
     int in = 0, out = 0;
@@ -51,6 +62,11 @@ struct Linear {
     void set(const std::vector<float>& m, WeightType type);
     // y[n, out] = x[n, in] @ w^T (+ b)
     void apply(const float* x, int n, float* y) const;
+    // The same in two steps: convert rows [r0, r1) of x (x points at row 0; `in` must hold
+    // room for n rows, see reserve_input), then multiply the n prepared rows.
+    void reserve_input(LinearInput& in, int n) const;
+    void prepare_rows(const float* x, int r0, int r1, LinearInput& in) const;
+    void apply_prepared(const float* x, const LinearInput& in, int n, float* y) const;  // F32 reads x
     // Row r as float32 (embedding lookup).
     void row(int r, float* dst) const;
     size_t bytes() const;
@@ -111,6 +127,7 @@ private:
 
     // Scratch, grown to the largest pass seen; nothing allocates per token.
     std::vector<float> x_, h_, qkv_, att_, gate_up_, act_, rows_;
+    LinearInput lin_in_;  // the next matrix's input rows, converted
     int scratch_n_ = 0;
     // Floats per token in qkv_: [q (heads x head_dim) | k | v (kv_heads x head_dim each)].
     size_t qkv_row() const { return size_t(cfg_.num_heads + 2 * cfg_.num_kv_heads) * cfg_.head_dim; }
