@@ -444,6 +444,10 @@ TEST(UiStateCommands, SettingsAreValidated) {
     const std::string st = settings_text(s);
     EXPECT_NE(st.find("demo · diffusion τ=0.80 B=64 S=4 cache=prefix n=128"), std::string::npos) << st;
     EXPECT_NE(st.find(" · int8 · 2 threads"), std::string::npos) << st;
+    s.threads = 1;
+    const std::string one = settings_text(s);
+    EXPECT_NE(one.find(" · 1 thread"), std::string::npos) << one;
+    EXPECT_EQ(one.find("threads"), std::string::npos) << one;
 }
 
 TEST(UiStateViewModel, TranscriptAnswersAndComparison) {

@@ -387,7 +387,7 @@ std::string settings_text(const Settings& s) {
     t += " n=" + std::to_string(g.max_new_tokens);
     if (g.sampling.temperature > 0) t += " T=" + fmt(g.sampling.temperature, 2);
     if (!s.weights.empty()) t += " · " + s.weights;
-    if (s.threads > 0) t += " · " + std::to_string(s.threads) + " threads";
+    if (s.threads > 0) t += " · " + std::to_string(s.threads) + (s.threads == 1 ? " thread" : " threads");
     if (s.delay_ms > 0) t += " · delay " + std::to_string(s.delay_ms) + " ms";
     return t;
 }
