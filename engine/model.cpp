@@ -338,10 +338,8 @@ void Model::ensure_scratch(int n) {
     scratch_n_ = n;
 }
 
-// Rotary embedding, HF Qwen2 convention (rotate_half: pairs i and i + d/2); one cos/sin table
-// shared by every layer's q and k.
-// Grows the rotary table to cover positions [0, end). Kept across passes: computing this pass's
-// rows each time was 1% of a demo pass (sin and cos in double).
+// Grows the rotary cos/sin table to cover positions [0, end); every layer's q and k share it.
+// Kept across passes: computing each pass's rows was 1% of a demo pass (sin and cos in double).
 static void grow_rope_table(int end, const std::vector<double>& inv_freq, std::vector<float>& cs, std::vector<float>& sn) {
     const size_t half = inv_freq.size(), have = cs.size() / half;
     if (size_t(end) <= have) return;
@@ -355,8 +353,9 @@ static void grow_rope_table(int end, const std::vector<double>& inv_freq, std::v
         }
 }
 
-// x: n rows `stride` floats apart, each starting with `heads` vectors of hd (q or k inside a row
-// of the stacked q/k/v projection).
+// Rotary embedding, HF Qwen2 convention (rotate_half: pairs i and i + d/2). x: n rows `stride`
+// floats apart, each starting with `heads` vectors of hd (q or k inside a row of the stacked
+// q/k/v projection); cos_t/sin_t: the table's rows for these n positions.
 static void apply_rope(float* x, int n, size_t stride, int heads, int hd, const float* cos_t, const float* sin_t) {
     const int half = hd / 2;
     parallel_ranges(n, balanced_grain(n), long(n) * heads * hd > kParallelWork, [&](int i0, int i1, int) {

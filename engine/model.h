@@ -62,11 +62,12 @@ struct Linear {
     void set(const std::vector<float>& m, WeightType type);
     // y[n, out] = x[n, in] @ w^T (+ b)
     void apply(const float* x, int n, float* y) const;
-    // The same in two steps: convert rows [r0, r1) of x (x points at row 0; `in` must hold
-    // room for n rows, see reserve_input), then multiply the n prepared rows.
-    void reserve_input(LinearInput& in, int n) const;
-    void prepare_rows(const float* x, int r0, int r1, LinearInput& in) const;
-    void apply_prepared(const float* x, const LinearInput& in, int n, float* y) const;  // F32 reads x
+    // The same in three steps: make room in li for n rows (before a job), convert rows [r0, r1)
+    // of x (x points at row 0; threads may convert disjoint ranges at once), then multiply the n
+    // prepared rows.
+    void reserve_input(LinearInput& li, int n) const;
+    void prepare_rows(const float* x, int r0, int r1, LinearInput& li) const;
+    void apply_prepared(const float* x, const LinearInput& li, int n, float* y) const;  // F32 reads x
     // Row r as float32 (embedding lookup).
     void row(int r, float* dst) const;
     size_t bytes() const;
