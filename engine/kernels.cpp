@@ -195,9 +195,18 @@ FDL_AVX512_BF16 static void matmul_bf16_avx512(const uint16_t* x, int n, const u
 // The panel kernels hand out work in chunks of one tile width (kTilePanels panels), claimed one
 // at a time, so the threads end together (a static split of whole tiles had divided the demo's
 // 43-panel MLP matrices 28:15) and a thread the OS pauses holds up one chunk, not half the matrix.
+// When a matrix has few tiles for the threads (a 256-wide one has 4), the tokens are split in two
+// as well, at a whole tile: the last chunk a thread waits for at the end of the job is then half
+// as long. range(p0, p1, t0, t1): panels [p0, p1) for tokens [t0, t1).
 template <class Range>
-static void for_panel_chunks(int out, bool parallel, Range&& range) {
-    parallel_ranges(out / kPanel, kTilePanels, parallel, [&](int p0, int p1, int) { range(p0, p1); });
+static void for_panel_chunks(int out, int n, bool parallel, Range&& range) {
+    const int panels = out / kPanel, groups = (panels + kTilePanels - 1) / kTilePanels;
+    const int halves = parallel && n >= 2 * kTileTokens && groups < 4 * pool_threads() ? 2 : 1;
+    const int split = halves == 2 ? (n / 2 + kTileTokens - 1) / kTileTokens * kTileTokens : n;
+    parallel_chunks(groups * halves, parallel, [&](int c, int) {
+        const int g = c / halves, h = c % halves;
+        range(g * kTilePanels, std::min(panels, (g + 1) * kTilePanels), h == 0 ? 0 : split, h == halves - 1 ? n : split);
+    });
 }
 
 template <int RP, int RT>
@@ -245,7 +254,9 @@ FDL_AVX512_BF16 static void bf16_panel_range(const uint16_t* x, int n, const uin
 }
 
 FDL_AVX512_BF16 static void matmul_bf16_panels(const uint16_t* x, int n, const uint16_t* w, int in, int out, float* y) {
-    for_panel_chunks(out, worth_threads(out, in, n), [&](int p0, int p1) { bf16_panel_range(x, n, w, in, out, y, p0, p1); });
+    for_panel_chunks(out, n, worth_threads(out, in, n), [&](int p0, int p1, int t0, int t1) {
+        bf16_panel_range(x + size_t(t0) * in, t1 - t0, w, in, out, y + size_t(t0) * out, p0, p1);
+    });
 }
 
 // ---- F32, panels ----
@@ -291,7 +302,9 @@ FDL_AVX512F static void f32_panel_range(const float* x, int n, const float* w, i
 }
 
 FDL_AVX512F static void matmul_f32_panels(const float* x, int n, const float* w, int in, int out, float* y) {
-    for_panel_chunks(out, worth_threads(out, in, n), [&](int p0, int p1) { f32_panel_range(x, n, w, in, out, y, p0, p1); });
+    for_panel_chunks(out, n, worth_threads(out, in, n), [&](int p0, int p1, int t0, int t1) {
+        f32_panel_range(x + size_t(t0) * in, t1 - t0, w, in, out, y + size_t(t0) * out, p0, p1);
+    });
 }
 
 void matmul_f32_packed(const float* x, int n, const float* w, int in, int out, float* y) {
@@ -571,8 +584,9 @@ FDL_AVX512F static void to_unsigned_avx512(const int8_t* x, size_t len, uint8_t*
 
 FDL_AVX512_VNNI static void matmul_int8_panels(const float* xs, int n, const int8_t* w, const float* ws,
                                                const int32_t* wsum, int in, int out, float* y, const uint8_t* xu) {
-    for_panel_chunks(out, worth_threads(out, in, n),
-                     [&](int p0, int p1) { int8_panel_range(xs, n, w, ws, wsum, in, out, y, xu, p0, p1); });
+    for_panel_chunks(out, n, worth_threads(out, in, n), [&](int p0, int p1, int t0, int t1) {
+        int8_panel_range(xs + t0, t1 - t0, w, ws, wsum, in, out, y + size_t(t0) * out, xu + size_t(t0) * in, p0, p1);
+    });
 }
 
 // ---- Attention and SwiGLU ----
