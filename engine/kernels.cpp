@@ -574,12 +574,13 @@ FDL_AVX512_VNNI static void int8_panel_range(const float* xs, int n, const int8_
 // vpdpbusd multiplies unsigned by signed bytes, so the activations go in shifted by 128 (the
 // kernels subtract 128 * sum(w) after). GCC left the plain loop scalar, a byte per cycle, and it
 // was 12% of an int8 32-token pass.
-FDL_AVX512F static void to_unsigned_avx512(const int8_t* x, size_t len, uint8_t* xu) {
+// Converts whole 64-byte blocks; returns how many bytes it did.
+FDL_AVX512F static size_t to_unsigned_avx512(const int8_t* x, size_t len, uint8_t* xu) {
     const __m512i flip = _mm512_set1_epi8(char(0x80));  // x ^ 0x80 == x + 128 as a byte
     size_t i = 0;
     for (; i + 64 <= len; i += 64)
         _mm512_storeu_si512(xu + i, _mm512_xor_si512(_mm512_loadu_si512(x + i), flip));
-    for (; i < len; i++) xu[i] = uint8_t(int(x[i]) + 128);
+    return i;
 }
 
 FDL_AVX512_VNNI static void matmul_int8_panels(const float* xs, int n, const int8_t* w, const float* ws,
@@ -629,15 +630,13 @@ FDL_AVX512F static void silu_mul_avx512(const float* g, const float* u, float* o
 
 void swiglu_rows(const float* gu, int n, int inter, float* out) {
     const bool avx512 = cpu_features().avx512f;
-    parallel_ranges(n, balanced_grain(n), long(n) * inter > (1 << 16), [&](int i0, int i1, int) {
-        for (int i = i0; i < i1; i++) {
-            const float* g = gu + size_t(i) * 2 * inter;
-            const float* u = g + inter;
-            float* o = out + size_t(i) * inter;
-            if (avx512) silu_mul_avx512(g, u, o, inter);
-            else silu_mul_scalar(g, u, o, 0, inter);
-        }
-    });
+    for (int i = 0; i < n; i++) {
+        const float* g = gu + size_t(i) * 2 * inter;
+        const float* u = g + inter;
+        float* o = out + size_t(i) * inter;
+        if (avx512) silu_mul_avx512(g, u, o, inter);
+        else silu_mul_scalar(g, u, o, 0, inter);
+    }
 }
 
 // ---- Softmax over a row of logits (the sampler's confidence) ----
@@ -866,14 +865,13 @@ void attend_rows16(const float* const* q, float* const* o, const int* limits, in
 bool int8_reads_unsigned() { return cpu_features().avx512vnni; }
 
 void int8_to_unsigned(const int8_t* x, size_t count, uint8_t* out) {
-    if (cpu_features().avx512f) to_unsigned_avx512(x, count, out);
-    else
-        for (size_t i = 0; i < count; i++) out[i] = uint8_t(int(x[i]) + 128);
+    size_t i = cpu_features().avx512f ? to_unsigned_avx512(x, count, out) : 0;
+    for (; i < count; i++) out[i] = uint8_t(int(x[i]) + 128);
 }
 
 void matmul_int8(const int8_t* x, const float* xs, int n, const int8_t* w, const float* ws, const int32_t* wsum, int in,
                  int out, float* y, bool packed, const uint8_t* x_u) {
-    if (cpu_features().avx512vnni) {
+    if (int8_reads_unsigned()) {
         const uint8_t* xu = x_u;
         if (!xu) {
             thread_local std::vector<uint8_t> xu_buf;

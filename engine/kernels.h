@@ -67,7 +67,8 @@ void attend_rows16(const float* const* q, float* const* o, const int* limits, in
                    size_t stride, int hd, float scale, float* s);
 
 // SwiGLU's elementwise part on the stacked gate/up projection: gu holds n rows of
-// [gate (inter) | up (inter)]; out[i, j] = silu(gate[i, j]) * up[i, j]. out may not alias gu.
+// [gate (inter) | up (inter)]; out[i, j] = silu(gate[i, j]) * up[i, j]. out may not alias gu. One thread:
+// Model::forward splits the rows across the threads.
 void swiglu_rows(const float* gu, int n, int inter, float* out);
 
 // The largest of x[0, n), NaNs skipped (-inf if there is none); and the sum of exp(x[j] - mx)

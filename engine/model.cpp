@@ -170,23 +170,22 @@ constexpr long kParallelWork = 1 << 15;
 // The same for a pass's row-wise steps (Model::forward), in floats of the rows they read.
 constexpr long kRowJobWork = 1 << 12;
 
-void rmsnorm(const float* x, const float* w, float* y, int n, int dim, double eps) {
-    parallel_ranges(n, balanced_grain(n), long(n) * dim > kParallelWork, [&](int i0, int i1, int) {
-        for (int i = i0; i < i1; i++) {
-            const float* xi = x + size_t(i) * dim;
-            float* yi = y + size_t(i) * dim;
-            // Sum of squares in double, in 8 independent partial sums: one vector of doubles instead of
-            // a chain of dependent scalar adds (the norm was 3% of a demo pass, all of it serial).
-            double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-            int j = 0;
-            for (; j + 8 <= dim; j += 8)
-                for (int k = 0; k < 8; k++) part[k] += double(xi[j + k]) * xi[j + k];
-            double ss = ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
-            for (; j < dim; j++) ss += double(xi[j]) * xi[j];
-            const float r = float(1.0 / std::sqrt(ss / dim + eps));
-            for (int j = 0; j < dim; j++) yi[j] = xi[j] * r * w[j];
-        }
-    });
+// Rows [i0, i1) of y = RMSNorm(x) * w (Model::forward splits the rows across the threads).
+void rmsnorm_rows(const float* x, const float* w, float* y, int i0, int i1, int dim, double eps) {
+    for (int i = i0; i < i1; i++) {
+        const float* xi = x + size_t(i) * dim;
+        float* yi = y + size_t(i) * dim;
+        // Sum of squares in double, in 8 independent partial sums: one vector of doubles instead of
+        // a chain of dependent scalar adds (the norm was 3% of a demo pass, all of it serial).
+        double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int j = 0;
+        for (; j + 8 <= dim; j += 8)
+            for (int k = 0; k < 8; k++) part[k] += double(xi[j + k]) * xi[j + k];
+        double ss = ((part[0] + part[4]) + (part[1] + part[5])) + ((part[2] + part[6]) + (part[3] + part[7]));
+        for (; j < dim; j++) ss += double(xi[j]) * xi[j];
+        const float r = float(1.0 / std::sqrt(ss / dim + eps));
+        for (int j = 0; j < dim; j++) yi[j] = xi[j] * r * w[j];
+    }
 }
 
 }  // namespace
@@ -355,24 +354,23 @@ static void grow_rope_table(int end, const std::vector<double>& inv_freq, std::v
 
 // Rotary embedding, HF Qwen2 convention (rotate_half: pairs i and i + d/2). x: n rows `stride`
 // floats apart, each starting with `heads` vectors of hd (q or k inside a row of the stacked
-// q/k/v projection); cos_t/sin_t: the table's rows for these n positions.
+// q/k/v projection); cos_t/sin_t: the table's rows for these n positions. One thread: the
+// caller splits the rows.
 static void apply_rope(float* x, int n, size_t stride, int heads, int hd, const float* cos_t, const float* sin_t) {
     const int half = hd / 2;
-    parallel_ranges(n, balanced_grain(n), long(n) * heads * hd > kParallelWork, [&](int i0, int i1, int) {
-        for (int i = i0; i < i1; i++) {
-            const float* cs = cos_t + size_t(i) * half;
-            const float* sn = sin_t + size_t(i) * half;
-            for (int h = 0; h < heads; h++) {
-                float* v = x + size_t(i) * stride + size_t(h) * hd;
-                // j innermost: contiguous, so it vectorizes (3% of an int8 demo pass when j was outer)
-                for (int j = 0; j < half; j++) {
-                    const float x0 = v[j], x1 = v[j + half];
-                    v[j] = x0 * cs[j] - x1 * sn[j];
-                    v[j + half] = x1 * cs[j] + x0 * sn[j];
-                }
+    for (int i = 0; i < n; i++) {
+        const float* cs = cos_t + size_t(i) * half;
+        const float* sn = sin_t + size_t(i) * half;
+        for (int h = 0; h < heads; h++) {
+            float* v = x + size_t(i) * stride + size_t(h) * hd;
+            // j innermost: contiguous, so it vectorizes (3% of an int8 demo pass when j was outer)
+            for (int j = 0; j < half; j++) {
+                const float x0 = v[j], x1 = v[j + half];
+                v[j] = x0 * cs[j] - x1 * sn[j];
+                v[j + half] = x1 * cs[j] + x0 * sn[j];
             }
         }
-    });
+    }
 }
 
 // In passes of several tokens, the query rows that share a KV head go through attend_rows16
@@ -455,20 +453,22 @@ void Model::forward(KVCache& cache, const Pass& p, float* logits) {
         parallel_ranges(count, balanced_grain(count), long(count) * work_per_row > kRowJobWork,
                         [&](int i0, int i1, int) { body(i0, i1); });
     };
-    // x[i] += h[i] over rows [i0, i1) of a [rows, H] pair.
-    auto add_rows = [H](float* x, const float* h, int i0, int i1) {
-        for (size_t k = size_t(i0) * H; k < size_t(i1) * H; k++) x[k] += h[k];
+    // Rows [0, count) of x (residual stream rows; first x += h_ when `add`, h_ holding the last
+    // matrix's output) through the norm w into h_, converted there for the matrix `next`.
+    auto norm_for = [&](float* x, bool add, const std::vector<float>& w, const Linear& next, int count) {
+        next.reserve_input(lin_in_, count);
+        rows_job(count, H, [&](int i0, int i1) {
+            if (add)
+                for (size_t k = size_t(i0) * H; k < size_t(i1) * H; k++) x[k] += h_[k];
+            rmsnorm_rows(x, w.data(), h_.data(), i0, i1, H, eps);
+            next.prepare_rows(h_.data(), i0, i1, lin_in_);
+        });
     };
     bool pending = false;  // h_ holds the last MLP output, not yet added to x_
     int rb = 0, nr = n;    // rows past the last layer's q/k/v (below)
     for (int l = 0; l < c.num_layers; l++) {
         const LayerWeights& L = layers_[size_t(l)];
-        L.qkv.reserve_input(lin_in_, n);
-        rows_job(n, H, [&](int i0, int i1) {
-            if (pending) add_rows(x_.data(), h_.data(), i0, i1);
-            rmsnorm(x_.data() + size_t(i0) * H, L.attn_norm.data(), h_.data() + size_t(i0) * H, i1 - i0, H, eps);
-            L.qkv.prepare_rows(h_.data(), i0, i1, lin_in_);
-        });
+        norm_for(x_.data(), pending, L.attn_norm, L.qkv, n);
         L.qkv.apply_prepared(h_.data(), lin_in_, n, qkv_.data());
         // q and k are rotated in place in the stacked rows; attention reads q there, and k and v
         // go from there to the cache.
@@ -495,12 +495,7 @@ void Model::forward(KVCache& cache, const Pass& p, float* logits) {
         L.o.reserve_input(lin_in_, nr);
         rows_job(nr, long(Q), [&](int i0, int i1) { L.o.prepare_rows(att, i0, i1, lin_in_); });
         L.o.apply_prepared(att, lin_in_, nr, h_.data());
-        L.gate_up.reserve_input(lin_in_, nr);
-        rows_job(nr, H, [&](int i0, int i1) {
-            add_rows(x, h_.data(), i0, i1);
-            rmsnorm(x + size_t(i0) * H, L.mlp_norm.data(), h_.data() + size_t(i0) * H, i1 - i0, H, eps);
-            L.gate_up.prepare_rows(h_.data(), i0, i1, lin_in_);
-        });
+        norm_for(x, true, L.mlp_norm, L.gate_up, nr);
         L.gate_up.apply_prepared(h_.data(), lin_in_, nr, gate_up_.data());
         L.down.reserve_input(lin_in_, nr);
         rows_job(nr, inter, [&](int i0, int i1) {
@@ -511,13 +506,7 @@ void Model::forward(KVCache& cache, const Pass& p, float* logits) {
         pending = true;
     }
     if (p.logits_count > 0) {  // then the last layer ran rows [logits_from, +logits_count): rb, nr
-        float* x = x_.data() + size_t(rb) * H;
-        lm_head_->reserve_input(lin_in_, nr);
-        rows_job(nr, H, [&](int i0, int i1) {
-            add_rows(x, h_.data(), i0, i1);
-            rmsnorm(x + size_t(i0) * H, final_norm_.data(), h_.data() + size_t(i0) * H, i1 - i0, H, eps);
-            lm_head_->prepare_rows(h_.data(), i0, i1, lin_in_);
-        });
+        norm_for(x_.data() + size_t(rb) * H, true, final_norm_, *lm_head_, nr);
         lm_head_->apply_prepared(h_.data(), lin_in_, nr, logits);
     }
 }
