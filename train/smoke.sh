@@ -62,3 +62,18 @@ MASTER_PORT=${MASTER_PORT:-29533} PYTHON="$PY" bash "$HERE/ddp_local.sh" 2 --pha
   --runs "$OUT/runs_cont" --export-ar "" --export-dllm "$OUT/dllm_cont" --eval-arith "" --hidden 64 --layers 2 \
   --heads 4 --kv-heads 2 --inter 176 --seq 128 --dllm-batch 2 --dllm-steps 4 --warmup 2 --log-every 2 \
   --budget-min 1 --threads 2 --workers 2
+# Checkpoint averaging (train/average.py, run 7): a folder averaged with itself is the same file,
+# and the average of two exports is their midpoint (to BF16 rounding, relative 2^-8).
+"$PY" "$HERE/average.py" --out "$OUT/avg_self" "$OUT/dllm:1" "$OUT/dllm:3"
+cmp "$OUT/avg_self/model.safetensors" "$OUT/dllm/model.safetensors"
+"$PY" "$HERE/average.py" --out "$OUT/avg" "$OUT/dllm:1" "$OUT/dllm_cont:1"
+"$PY" - "$OUT" "$HERE" <<'PYCHECK'
+import sys, numpy as np
+sys.path.insert(0, sys.argv[2])
+from average import load
+out = sys.argv[1]
+_, a = load(f"{out}/dllm"); _, b = load(f"{out}/dllm_cont"); _, m = load(f"{out}/avg")
+worst = max(float(np.max(np.abs(m[n] - (a[n] + b[n]) / 2) / (np.abs((a[n] + b[n]) / 2) + 1e-30))) for n in m)
+assert worst <= 2 ** -7, f"average is off the midpoint by {worst}"
+print(f"smoke: average.py gives the midpoint (worst relative error {worst:.1e})")
+PYCHECK
