@@ -41,6 +41,11 @@ struct DecodeStats {
     // Decoding speed after the prefill: tokens decided by later passes per second, and per pass.
     int decoded_after_prefill() const { return generated_tokens - prefill_generated; }
     double tokens_per_second() const { return decode_seconds > 0 ? decoded_after_prefill() / decode_seconds : 0; }
+    // Every generated token over the whole request, prefill included: the rate that compares AR
+    // with diffusion (a diffusion prompt shorter than a block has no separate prefill, so its
+    // decode time holds the prompt's processing, where AR's does not).
+    double request_seconds() const { return prefill_seconds + decode_seconds; }
+    double request_tokens_per_second() const { return request_seconds() > 0 ? generated_tokens / request_seconds() : 0; }
     double tokens_per_forward() const {
         const int passes = nfe - prefill_passes;
         return passes > 0 ? double(decoded_after_prefill()) / passes : 0;

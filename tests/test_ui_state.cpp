@@ -520,7 +520,7 @@ TEST(UiStateStats, SummaryAndSpeedupText) {
     d.nfe = 17;
     d.decode_seconds = 1.0;
     EXPECT_EQ(answer_summary(a), "41 tokens · 10.0 tok/s · 1.00 tok/forward · NFE 41 · prefill 12.3 ms");
-    EXPECT_EQ(compare_summary(a, d).rfind("speedup 4.00x", 0), 0u) << compare_summary(a, d);
+    EXPECT_EQ(compare_summary(a, d).rfind("speedup 3.96x", 0), 0u) << compare_summary(a, d);  // 41/1.0123 over 41/4.0123
     EXPECT_EQ(speed_text(d, 2.0), "41 tokens · 40.0 tok/s · 2.50 tok/fwd · NFE 17 · 2.0 s");
     d.prefilled_tokens = 64;
     d.prefix_cache_len = 96;
@@ -543,4 +543,74 @@ TEST(UiStateLayout, CellsPerRowFollowSubBlocks) {
     l = layout_cells(32, 32, 78);  // a sub-block wider than the screen: no separators
     EXPECT_EQ(l.group, 0);
     EXPECT_EQ(l.rows * l.per_row >= 32, true);
+}
+
+// The comparison uses whole-request rates: a diffusion answer to a prompt shorter than a block
+// has no separate prefill, so decode-only rates would charge the prompt to diffusion alone.
+TEST(UiStateStats, CompareCountsThePromptOnBothSides) {
+    DecodeStats ar;
+    ar.generated_tokens = 20;
+    ar.prefill_generated = 1;
+    ar.nfe = 20;
+    ar.prefill_passes = 1;
+    ar.prefill_seconds = 1.0;
+    ar.decode_seconds = 1.0;  // decode-only: 19 tok/s; whole request: 10 tok/s
+    DecodeStats d;
+    d.generated_tokens = 20;
+    d.nfe = 5;
+    d.decode_seconds = 1.0;  // no prefill pass: the prompt ran inside the first block pass
+    EXPECT_DOUBLE_EQ(ar.request_tokens_per_second(), 10.0);
+    EXPECT_EQ(compare_summary(ar, d),
+              "speedup 2.00x: diffusion 20.0 tok/s (4.00 tok/fwd, NFE 5) vs AR 10.0 tok/s (NFE 20), prompt included");
+}
+
+TEST(UiStateStats, CompareKeepsRunningTotalsPerConfiguration) {
+    Settings s;
+    s.model_name = "m";
+    s.compare = true;
+    auto stats = [](int tokens, double seconds) {
+        DecodeStats st;
+        st.generated_tokens = tokens;
+        st.nfe = tokens;
+        st.decode_seconds = seconds;
+        return st;
+    };
+    CompareState c;
+    EXPECT_EQ(finish_compare(c), "");  // nothing answered
+    c.record(1, stats(10, 1.0), false, s);
+    c.record(0, stats(10, 0.5), false, s);
+    const std::string first = finish_compare(c);
+    EXPECT_EQ(first.rfind("speedup 2.00x", 0), 0u) << first;
+    EXPECT_EQ(first.find("prompts"), std::string::npos) << first;  // one prompt: no totals yet
+    EXPECT_FALSE(c.have_ar || c.have_diffusion);
+    c.record(1, stats(30, 1.0), false, s);
+    c.record(0, stats(30, 3.0), false, s);
+    const std::string second = finish_compare(c);
+    // per prompt 0.33x; over both: 40 / 3.5 s against 40 / 2 s
+    EXPECT_EQ(second.rfind("speedup 0.33x", 0), 0u) << second;
+    EXPECT_NE(second.find(" · 2 prompts: 0.57x"), std::string::npos) << second;
+
+    // a cancelled answer is not compared and leaves the totals alone
+    c.record(1, stats(30, 1.0), false, s);
+    c.record(0, stats(3, 0.1), true, s);
+    EXPECT_EQ(finish_compare(c), "");
+    EXPECT_EQ(c.prompts, 2);
+
+    // /delay pauses after every pass, so AR (more passes) would look slow: no speedup, no totals
+    Settings slow = s;
+    slow.delay_ms = 100;
+    c.record(1, stats(30, 4.0), false, slow);
+    c.record(0, stats(30, 1.0), false, slow);
+    const std::string slowed = finish_compare(c);
+    EXPECT_EQ(slowed, "slowed by /delay, speeds not compared: diffusion 1.00 tok/fwd, NFE 30 vs AR NFE 30");
+    EXPECT_EQ(c.prompts, 2);
+
+    // new settings start new totals
+    Settings other = s;
+    other.gen.threshold = 0.5;
+    c.record(1, stats(10, 1.0), false, other);
+    c.record(0, stats(10, 1.0), false, other);
+    const std::string fresh = finish_compare(c);
+    EXPECT_EQ(fresh.find("prompts"), std::string::npos) << fresh;
+    EXPECT_EQ(c.prompts, 1);
 }

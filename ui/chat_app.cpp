@@ -685,13 +685,12 @@ void Plain::on_msg(WorkerMsg&& m) {
                 if (settings_.delay_ms > 0) line += " · slowed by /delay";
                 std::printf("\n[%s]\n", line.c_str());
                 std::fflush(stdout);
-                if (m.lane == 1) cmp_.have_ar = true, cmp_.ar = view_.stats;
-                else if (settings_.compare) cmp_.have_diffusion = true, cmp_.diffusion = view_.stats;
+                if (m.lane == 1 || settings_.compare) cmp_.record(m.lane, view_.stats, view_.cancelled, settings_);
             }
             break;
         case WorkerMsg::Kind::Info: std::fprintf(stderr, "%s\n", m.text.c_str()); break;
         case WorkerMsg::Kind::JobDone:
-            if (cmp_.have_ar && cmp_.have_diffusion) std::printf("[%s]\n", compare_summary(cmp_.ar, cmp_.diffusion).c_str());
+            if (const std::string line = finish_compare(cmp_); !line.empty()) std::printf("[%s]\n", line.c_str());
             std::fflush(stdout);
             break;
     }
@@ -703,7 +702,7 @@ void Plain::handle(const std::string& line) {
         bool blank = true;
         for (char ch : c.text) blank = blank && (ch == ' ' || ch == '\n' || ch == '\t');
         if (blank) return;
-        cmp_ = CompareState{};
+        cmp_.new_prompt();
         app_.cancel.store(false);
         g_cancel_on_sigint = &app_.cancel;
         run_job(app_, c.text, settings_, [this](WorkerMsg&& m) { on_msg(std::move(m)); });

@@ -178,7 +178,7 @@ std::vector<std::string> help_lines() {
         "  /threshold 0.8   confidence that unmasks a cell in parallel, in [0, 1]",
         "  /block 32 /sub 8 block size; sub-block size (must divide the block)",
         "  /cache MODE      none | prefix | dual | dual-overlap (DualCache reuses the block's K/V)",
-        "  /mode MODE       ar | diffusion | compare (AR baseline, then diffusion)",
+        "  /mode MODE       ar | diffusion | compare (AR, then diffusion: speedup)",
         "  /n 256 /temp 0.7 max new tokens; sampling temperature (0 = greedy)",
         "  /system TEXT     set the system prompt;  /clear  forget the conversation",
         "  /history N|all   earlier exchanges each prompt keeps (demo models: 0)",

@@ -313,7 +313,7 @@ void begin_lane(ViewModel& vm, int lane, const std::string& label, double now) {
 
 void begin_answer(ViewModel& vm, const std::string& prompt, double now) {
     add_entry(vm, Entry::Kind::User, "you", prompt);
-    vm.compare = CompareState{};
+    vm.compare.new_prompt();
     vm.replay.active = vm.replay.playing = false;
     vm.busy = true;
     vm.scroll = 0;
@@ -346,15 +346,8 @@ void end_answer(ViewModel& vm, const std::string* final_text, const std::string&
             e.meta = answer_summary(vm.live.stats);
             if (vm.live.cancelled) e.meta += " · cancelled";
             if (vm.settings.delay_ms > 0) e.meta += " · slowed by /delay";
-            if (vm.settings.compare || vm.live_lane == 1) {
-                if (vm.live_lane == 1) {
-                    vm.compare.have_ar = true;
-                    vm.compare.ar = vm.live.stats;
-                } else {
-                    vm.compare.have_diffusion = true;
-                    vm.compare.diffusion = vm.live.stats;
-                }
-            }
+            if (vm.settings.compare || vm.live_lane == 1)
+                vm.compare.record(vm.live_lane, vm.live.stats, vm.live.cancelled, vm.settings);
         }
     }
     if (!error.empty()) set_status(vm, error, true, now);
@@ -364,10 +357,8 @@ void end_answer(ViewModel& vm, const std::string* final_text, const std::string&
 void end_job(ViewModel& vm, double now) {
     vm.busy = false;
     vm.live_entry = -1;
-    if (vm.compare.have_ar && vm.compare.have_diffusion) {
-        add_entry(vm, Entry::Kind::Info, "compare", compare_summary(vm.compare.ar, vm.compare.diffusion));
-        vm.compare = CompareState{};
-    }
+    const std::string line = finish_compare(vm.compare);
+    if (!line.empty()) add_entry(vm, Entry::Kind::Info, "compare", line);
 }
 
 void scroll_transcript(ViewModel& vm, int lines) { vm.scroll = std::max(0, vm.scroll + lines); }
@@ -425,10 +416,52 @@ std::string answer_summary(const DecodeStats& st) {
 }
 
 std::string compare_summary(const DecodeStats& ar, const DecodeStats& diffusion) {
-    const double a = ar.tokens_per_second(), d = diffusion.tokens_per_second();
+    const double a = ar.request_tokens_per_second(), d = diffusion.request_tokens_per_second();
     std::string t = a > 0 ? "speedup " + fmt(d / a, 2) + "x: " : "speedup n/a: ";
     t += "diffusion " + fmt(d, 1) + " tok/s (" + fmt(diffusion.tokens_per_forward(), 2) + " tok/fwd, NFE " +
-         std::to_string(diffusion.nfe) + ") vs AR " + fmt(a, 1) + " tok/s (NFE " + std::to_string(ar.nfe) + ")";
+         std::to_string(diffusion.nfe) + ") vs AR " + fmt(a, 1) + " tok/s (NFE " + std::to_string(ar.nfe) +
+         "), prompt included";
+    return t;
+}
+
+void CompareState::record(int lane, const DecodeStats& st, bool cancelled, const Settings& s) {
+    if (cancelled) return;
+    slowed = slowed || s.delay_ms > 0;
+    settings = settings_text(s);
+    if (lane == 1) have_ar = true, ar = st;
+    else have_diffusion = true, diffusion = st;
+}
+
+void CompareState::new_prompt() {
+    have_ar = have_diffusion = slowed = false;
+    ar = diffusion = DecodeStats{};
+}
+
+std::string finish_compare(CompareState& c) {
+    std::string t;
+    if (c.have_ar && c.have_diffusion) {
+        if (c.slowed) {  // the pauses of /delay follow every pass: AR, with more passes, waits longer
+            t = "slowed by /delay, speeds not compared: diffusion " + fmt(c.diffusion.tokens_per_forward(), 2) +
+                " tok/fwd, NFE " + std::to_string(c.diffusion.nfe) + " vs AR NFE " + std::to_string(c.ar.nfe);
+        } else {
+            t = compare_summary(c.ar, c.diffusion);
+            if (c.settings != c.totals_settings) {  // totals of one configuration only
+                c.prompts = 0;
+                c.ar_tokens = c.diffusion_tokens = 0;
+                c.ar_seconds = c.diffusion_seconds = 0;
+                c.totals_settings = c.settings;
+            }
+            c.prompts++;
+            c.ar_tokens += c.ar.generated_tokens;
+            c.ar_seconds += c.ar.request_seconds();
+            c.diffusion_tokens += c.diffusion.generated_tokens;
+            c.diffusion_seconds += c.diffusion.request_seconds();
+            if (c.prompts >= 2 && c.ar_seconds > 0 && c.diffusion_seconds > 0 && c.ar_tokens > 0)
+                t += " · " + std::to_string(c.prompts) + " prompts: " +
+                     fmt((c.diffusion_tokens / c.diffusion_seconds) / (c.ar_tokens / c.ar_seconds), 2) + "x";
+        }
+    }
+    c.new_prompt();
     return t;
 }
 

@@ -134,9 +134,20 @@ struct Entry {
     bool live = false;  // still being decoded
 };
 
+// Compare mode: the two answers to the current prompt, and running totals over the prompts
+// whose two answers both finished (not cancelled, not slowed by /delay) since the settings last
+// changed.
 struct CompareState {
-    bool have_ar = false, have_diffusion = false;
+    bool have_ar = false, have_diffusion = false, slowed = false;
     DecodeStats ar, diffusion;
+    std::string settings;         // settings_text of the current prompt's answers
+    std::string totals_settings;  // ... and of the prompts in the totals
+    int prompts = 0;
+    long ar_tokens = 0, diffusion_tokens = 0;
+    double ar_seconds = 0, diffusion_seconds = 0;
+    // A lane's answer ended (lane 1: the AR baseline, 0: diffusion); a cancelled one is not compared.
+    void record(int lane, const DecodeStats& st, bool cancelled, const Settings& s);
+    void new_prompt();  // forgets the current prompt's answers, keeps the totals
 };
 
 struct ViewModel {
@@ -187,8 +198,12 @@ std::string cache_text(const DecodeStats& st, bool ar);
 std::string live_stats_text(const DecodeStats& st, bool ar, double elapsed_s);  // both, one line
 // One line per answer: "42 tokens · 123.4 tok/s · 2.10 tok/fwd · NFE 20 · prefill 3.1 ms".
 std::string answer_summary(const DecodeStats& st);
-// "speedup 2.31x: diffusion 25.2 tok/s (2.40 tok/fwd) vs AR 10.9 tok/s" (measured decode speeds).
+// "speedup 2.31x: diffusion 25.2 tok/s (2.40 tok/fwd, NFE 9) vs AR 10.9 tok/s (NFE 21), prompt
+// included": whole-request rates (DecodeStats::request_tokens_per_second).
 std::string compare_summary(const DecodeStats& ar, const DecodeStats& diffusion);
+// After a prompt: its comparison line, with the running totals from the second prompt on
+// (" · 3 prompts: 0.71x"), and the prompt added to them; "" unless both answers finished.
+std::string finish_compare(CompareState& c);
 // "block 3 · sub 2/4 · step 5: subblock pass, 3 tokens" for the block view's title.
 std::string block_title(const AnswerView& a);
 
