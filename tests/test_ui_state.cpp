@@ -392,6 +392,15 @@ TEST(UiStateCommands, Parsing) {
     EXPECT_FALSE(help_lines().empty());
 }
 
+// The help overlay draws its lines inside a box 4 columns wider: they must fit an 80x24 terminal
+// whole (they are cut, not wrapped).
+TEST(UiStateCommands, HelpFitsAnEightyByTwentyFourTerminal) {
+    std::setlocale(LC_ALL, "C.UTF-8");
+    const auto lines = help_lines();
+    EXPECT_LE(lines.size() + 2, 24u);
+    for (const auto& l : lines) EXPECT_LE(display_width(std::string_view(l)), 76) << l;
+}
+
 TEST(UiStateCommands, SettingsAreValidated) {
     Settings s;
     std::string msg;

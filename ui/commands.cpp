@@ -177,7 +177,7 @@ std::vector<std::string> help_lines() {
         "Commands",
         "  /threshold 0.8   confidence that unmasks a cell in parallel, in [0, 1]",
         "  /block 32 /sub 8 block size; sub-block size (must divide the block)",
-        "  /cache MODE      none | prefix | dual | dual-overlap (DualCache reuses the block's K/V)",
+        "  /cache MODE      none | prefix | dual | dual-overlap (dual: the paper's)",
         "  /mode MODE       ar | diffusion | compare (AR, then diffusion: speedup)",
         "  /n 256 /temp 0.7 max new tokens; sampling temperature (0 = greedy)",
         "  /system TEXT     set the system prompt;  /clear  forget the conversation",

@@ -388,8 +388,10 @@ static std::string ms_text(double seconds) {
     return fmt(ms, ms < 10 ? 1 : 0) + " ms";
 }
 
+static std::string tokens_text(int n) { return std::to_string(n) + (n == 1 ? " token" : " tokens"); }
+
 std::string speed_text(const DecodeStats& st, double elapsed_s) {
-    return std::to_string(st.generated_tokens) + " tokens · " + fmt(st.tokens_per_second(), 1) + " tok/s · " +
+    return tokens_text(st.generated_tokens) + " · " + fmt(st.tokens_per_second(), 1) + " tok/s · " +
            fmt(st.tokens_per_forward(), 2) + " tok/fwd · NFE " + std::to_string(st.nfe) + " · " + fmt(elapsed_s, 1) + " s";
 }
 
@@ -410,7 +412,7 @@ std::string live_stats_text(const DecodeStats& st, bool ar, double elapsed_s) {
 }
 
 std::string answer_summary(const DecodeStats& st) {
-    return std::to_string(st.generated_tokens) + " tokens · " + fmt(st.tokens_per_second(), 1) + " tok/s · " +
+    return tokens_text(st.generated_tokens) + " · " + fmt(st.tokens_per_second(), 1) + " tok/s · " +
            fmt(st.tokens_per_forward(), 2) + " tok/forward · NFE " + std::to_string(st.nfe) + " · prefill " +
            fmt(st.prefill_seconds * 1000, 1) + " ms";
 }
