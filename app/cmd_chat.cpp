@@ -38,7 +38,7 @@ int cmd_chat(int argc, char** argv, int first) {
     add_decode_flags(p, flags);
     std::vector<std::string> rest = p.parse(argc, argv, first);
     if (p.help_requested()) {
-        std::cout << p.help() << "\n--mode also takes 'compare': each prompt answered by the AR model, then the dLLM.\n";
+        std::cout << p.help() << "\n--mode also takes 'compare': each prompt answered by the AR model, then the dLLM, and the speedup\n(whole requests, prompt included; and over the prompts so far).\n";
         return 0;
     }
     if (!rest.empty()) throw UsageError{"unexpected argument '" + rest[0] + "'"};
