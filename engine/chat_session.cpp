@@ -48,35 +48,51 @@ const std::vector<int32_t>& ChatSession::ids_of(ChatMessage& m) {
     return m.ids;
 }
 
-std::vector<int32_t> ChatSession::prompt_ids() {
+std::vector<int32_t> ChatSession::prompt_ids(int64_t max_tokens) {
     const Tokenizer& tok = model_.tokenizer();
     const int32_t start = tok.token_id("<|im_start|>"), end = tok.token_id("<|im_end|>");
     if (start < 0 || end < 0) throw Error(model_.config().name + ": the tokenizer has no ChatML tokens (<|im_start|>, <|im_end|>)");
     const std::vector<int32_t> nl = tok.encode("\n", false);
-    std::vector<int32_t> out;
-    auto turn = [&](const std::string& role, const std::vector<int32_t>& content) {
+    auto turn = [&](std::vector<int32_t>& out, const std::string& role, const std::vector<int32_t>& content) {
         out.push_back(start);
         for (int32_t t : tok.encode(role + "\n", false)) out.push_back(t);
         out.insert(out.end(), content.begin(), content.end());
         out.push_back(end);
         out.insert(out.end(), nl.begin(), nl.end());
     };
-    if (!system_.empty()) turn("system", tok.encode(system_, false));
+    std::vector<int32_t> head, tail;  // the system turn; the generation prompt
+    if (!system_.empty()) turn(head, "system", tok.encode(system_, false));
+    tail.push_back(start);
+    for (int32_t t : tok.encode("assistant\n", false)) tail.push_back(t);
     // The last message (the new user turn) and the history_turns_ exchanges before it.
     size_t first = 0;
     if (history_turns_ >= 0 && messages_.size() > 2 * size_t(history_turns_) + 1)
         first = messages_.size() - 2 * size_t(history_turns_) - 1;
-    for (size_t i = first; i < messages_.size(); i++) turn(messages_[i].role, ids_of(messages_[i]));
-    out.push_back(start);
-    for (int32_t t : tok.encode("assistant\n", false)) out.push_back(t);
+    std::vector<std::vector<int32_t>> turns(messages_.size());
+    int64_t total = int64_t(head.size() + tail.size());
+    for (size_t i = first; i < messages_.size(); i++) {
+        turn(turns[i], messages_[i].role, ids_of(messages_[i]));
+        total += int64_t(turns[i].size());
+    }
+    // Too long for the context: leave out the oldest history, never the last message, and do
+    // not start the kept history with an assistant reply.
+    const size_t kept_from = first;
+    const size_t last = messages_.empty() ? 0 : messages_.size() - 1;
+    while (first < last && total > max_tokens) total -= int64_t(turns[first++].size());
+    if (first > kept_from)
+        while (first < last && messages_[first].role == "assistant") total -= int64_t(turns[first++].size());
+    left_out_ = int(first - kept_from);
+    std::vector<int32_t> out = head;
+    for (size_t i = first; i < messages_.size(); i++) out.insert(out.end(), turns[i].begin(), turns[i].end());
+    out.insert(out.end(), tail.begin(), tail.end());
     return out;
 }
 
-std::vector<int32_t> ChatSession::prompt_with(const std::string& user_text) {
+std::vector<int32_t> ChatSession::prompt_with(const std::string& user_text, int64_t max_tokens) {
     messages_.push_back({"user", user_text, {}});
     std::vector<int32_t> p;
     try {
-        p = prompt_ids();
+        p = prompt_ids(max_tokens);
     } catch (...) {
         messages_.pop_back();
         throw;
@@ -90,7 +106,7 @@ GenerateResult ChatSession::reply(const std::string& user_text, const GenerateOp
     messages_.push_back({"user", user_text, {}});
     std::vector<int32_t> prompt;
     try {
-        prompt = prompt_ids();
+        prompt = prompt_ids(max_prompt_tokens(model_.config(), opts));
     } catch (...) {
         messages_.pop_back();
         throw;

@@ -3,7 +3,9 @@
 // starts with the previous turn's tokens and the decoder reuses their cached K/V: a new turn
 // prefills only what is new.
 #pragma once
+
 #include <atomic>
+#include <cstdint>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
@@ -48,10 +50,14 @@ public:
     GenerateResult reply(const std::string& user_text, const GenerateOptions& opts, const EventCallback& on_event = nullptr,
                          const std::atomic<bool>* cancel = nullptr);
 
-    // The token ids of the whole conversation, ending with the generation prompt.
-    std::vector<int32_t> prompt_ids();
+    // The token ids of the conversation (the system prompt, the kept history, the last message),
+    // ending with the generation prompt. When that is longer than max_tokens, the oldest history
+    // messages are left out until it fits (the new message and the system prompt always stay;
+    // kept history starts at a user message); left_out_for_context() says how many.
+    std::vector<int32_t> prompt_ids(int64_t max_tokens = INT64_MAX);
     // The prompt a reply to `user_text` would run (the conversation is left unchanged).
-    std::vector<int32_t> prompt_with(const std::string& user_text);
+    std::vector<int32_t> prompt_with(const std::string& user_text, int64_t max_tokens = INT64_MAX);
+    int left_out_for_context() const { return left_out_; }
 
     Model& model() { return model_; }
     KVCache& cache() { return cache_; }
@@ -66,6 +72,7 @@ private:
     std::string system_;
     std::vector<ChatMessage> messages_;
     int history_turns_ = -1;
+    int left_out_ = 0;  // history messages the last prompt_ids() left out to fit
     const std::vector<int32_t>& ids_of(ChatMessage& m);
 };
 

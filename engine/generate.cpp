@@ -67,6 +67,10 @@ void GenerateOptions::validate() const {
     }
 }
 
+int64_t max_prompt_tokens(const ModelConfig& config, const GenerateOptions& opts) {
+    return int64_t(config.max_position_embeddings) - opts.max_new_tokens - 2 * int64_t(opts.block_size);
+}
+
 GenerateResult generate(Model& model, KVCache& cache, const std::vector<int32_t>& prompt, const GenerateOptions& opts,
                         const EventCallback& on_event, const std::atomic<bool>* cancel) {
     opts.validate();
@@ -76,11 +80,11 @@ GenerateResult generate(Model& model, KVCache& cache, const std::vector<int32_t>
         if (t < 0 || t >= vocab)
             throw Error("prompt token id " + std::to_string(t) + " is outside the vocabulary (0.." +
                         std::to_string(vocab - 1) + ")");
-    const int64_t need = int64_t(prompt.size()) + opts.max_new_tokens + 2 * int64_t(opts.block_size);
-    if (need > model.config().max_position_embeddings)
+    if (int64_t(prompt.size()) > max_prompt_tokens(model.config(), opts))
         throw Error("prompt (" + std::to_string(prompt.size()) + " tokens) + max new tokens (" +
-                    std::to_string(opts.max_new_tokens) + ") exceed the model's context of " +
-                    std::to_string(model.config().max_position_embeddings) + " positions");
+                    std::to_string(opts.max_new_tokens) + ") + 2 blocks of slack (" + std::to_string(2 * opts.block_size) +
+                    ") exceed the model's context of " + std::to_string(model.config().max_position_embeddings) +
+                    " positions");
     if (opts.mode == DecodeMode::AR) return generate_ar(model, cache, prompt, opts, on_event, cancel);
     return generate_diffusion(model, cache, prompt, opts, on_event, cancel);
 }

@@ -55,6 +55,11 @@ struct GenerateResult {
     std::vector<StepRecord> steps;
 };
 
+// The longest prompt a request may have: the model's context less the new tokens and two blocks
+// of slack (diffusion decodes whole blocks from a block boundary, so its last block can run past
+// the answer).
+int64_t max_prompt_tokens(const ModelConfig& config, const GenerateOptions& opts);
+
 // Runs one request. `cache` may hold K/V of an earlier request: rows whose tokens match the
 // prompt's start (and were made with the same mask) are reused, the rest recomputed.
 GenerateResult generate(Model& model, KVCache& cache, const std::vector<int32_t>& prompt, const GenerateOptions& opts,

@@ -158,7 +158,7 @@ bad "$S" "chat with a stray argument" 2 "unexpected argument 'hello'" "$BIN" cha
 S="prompt"
 python3 -c "print('word ' * 5000)" > "$tmp/long.txt"
 bad "$S" "prompt longer than the model's context" 1 "exceed the model's context of 4096 positions" "$BIN" generate -m "$TINY" --prompt-file "$tmp/long.txt"
-bad "$S" "prompt + new tokens longer than the context" 1 "max new tokens (4096) exceed the model's context" "$BIN" generate -m "$TINY" -p hi -n 4096
+bad "$S" "prompt + new tokens longer than the context" 1 "max new tokens (4096) + 2 blocks of slack (64) exceed the model's context" "$BIN" generate -m "$TINY" -p hi -n 4096
 bad "$S" "empty prompt" 1 "the prompt is empty" "$BIN" generate -m "$TINY" -p ""
 
 # Invalid UTF-8 is not an error: it reaches the model as U+FFFD, like any other text.

@@ -105,6 +105,64 @@ TEST(ChatSessionHistory, KeepsTheLastExchanges) {
         "intermediate_size": 8, "vocab_size": 10, "fastdllm_chat": 2})", "config.json"), Error);
 }
 
+// A conversation longer than the context: the oldest history is left out until the prompt fits
+// (the system prompt and the new message stay), and a reply then runs instead of failing.
+TEST(ChatSessionHistory, LeavesOutTheOldestHistoryToFitTheContext) {
+    auto model = Model::load(FIXTURES_DIR "/tiny/model");
+    ChatSession s(*model);
+    s.set_system("S");
+    nlohmann::json doc = {{"system", "S"}, {"messages", nlohmann::json::array()}};
+    for (int i = 0; i < 6; i++) {
+        doc["messages"].push_back({{"role", "user"}, {"content", "question number " + std::to_string(i)}});
+        doc["messages"].push_back({{"role", "assistant"}, {"content", "answer " + std::to_string(i)}});
+    }
+    s.from_json(doc);
+    auto render = [&](int from_exchange) {
+        ChatSession ref(*model);
+        nlohmann::json d = {{"system", "S"}, {"messages", nlohmann::json::array()}};
+        for (size_t i = size_t(2 * from_exchange); i < doc["messages"].size(); i++) d["messages"].push_back(doc["messages"][i]);
+        ref.from_json(d);
+        return ref.prompt_with("new");
+    };
+    const auto all = s.prompt_with("new");
+    EXPECT_EQ(s.left_out_for_context(), 0);
+    EXPECT_EQ(s.prompt_with("new", int64_t(all.size())), all);
+    EXPECT_EQ(s.left_out_for_context(), 0);
+    // One token short: the first exchange (question and answer) goes.
+    EXPECT_EQ(s.prompt_with("new", int64_t(all.size()) - 1), render(1));
+    EXPECT_EQ(s.left_out_for_context(), 2);
+    // Room for the last two exchanges only.
+    const auto two = render(4);
+    EXPECT_EQ(s.prompt_with("new", int64_t(two.size())), two);
+    EXPECT_EQ(s.left_out_for_context(), 8);
+    // No room even without history: the system prompt and the new message stay (generate refuses it).
+    const auto none = render(6);
+    EXPECT_EQ(s.prompt_with("new", 1), none);
+    EXPECT_EQ(s.left_out_for_context(), 12);
+    EXPECT_EQ(s.messages().size(), 12u);  // the transcript keeps everything
+
+    // A reply fits its prompt to the context less the new tokens and two blocks (so many new
+    // tokens asked for that the budget is 50 above the conversation so far; the reply is cancelled
+    // after its first token: what is tested is that it runs).
+    GenerateOptions opts;
+    opts.mode = DecodeMode::AR;
+    opts.block_size = 4;
+    opts.max_new_tokens = model->config().max_position_embeddings - 2 * opts.block_size - int(all.size()) - 50;
+    const int64_t budget = max_prompt_tokens(model->config(), opts);
+    ASSERT_EQ(budget, int64_t(all.size()) + 50);
+    std::string filler;
+    for (int i = 0; i < 40; i++) filler += "more words ";
+    doc["messages"].push_back({{"role", "user"}, {"content", filler}});
+    doc["messages"].push_back({{"role", "assistant"}, {"content", filler}});
+    s.from_json(doc);
+    ASSERT_GT(int64_t(s.prompt_with("new").size()), budget);
+    std::atomic<bool> stop{true};
+    const GenerateResult r = s.reply("new", opts, nullptr, &stop);
+    EXPECT_GT(s.left_out_for_context(), 0);
+    EXPECT_EQ(r.tokens.size(), 1u);
+    EXPECT_LE(r.stats.prompt_tokens, budget);
+}
+
 TEST(ChatSessionJson, RejectsMalformedDocuments) {
     auto model = Model::load(FIXTURES_DIR "/tiny/model");
     ChatSession s(*model);

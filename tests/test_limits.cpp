@@ -53,7 +53,7 @@ TEST(Limits, PromptPlusAnswerLongerThanTheContextIsRefused) {
     GenerateOptions o;
     o.max_new_tokens = 256;
     const std::string e = generate_error(std::vector<int32_t>(4000, 5), o);
-    EXPECT_TRUE(has(e, "max new tokens (256) exceed the model's context")) << e;
+    EXPECT_TRUE(has(e, "max new tokens (256) + 2 blocks of slack (64) exceed the model's context")) << e;
 }
 
 TEST(Limits, PromptThatFitsIsAccepted) {

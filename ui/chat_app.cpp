@@ -190,6 +190,14 @@ void run_job(App& app, const std::string& prompt, const Settings s, const Sink& 
         }
         const bool ok = done.error.empty();
         sink(std::move(done));
+        if (const int n = session.left_out_for_context(); ok && n > 0) {
+            WorkerMsg info;
+            info.kind = WorkerMsg::Kind::Info;
+            info.text = std::to_string(n) + (n == 1 ? " earlier message" : " earlier messages") +
+                        " left out of the prompt to fit the model's context (" +
+                        std::to_string(session.model().config().max_position_embeddings) + " positions)";
+            sink(std::move(info));
+        }
         return ok;
     };
     bool go_on = true;
