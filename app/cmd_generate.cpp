@@ -183,7 +183,7 @@ int cmd_generate(int argc, char** argv, int first) {
     };
     if (opts.mode == DecodeMode::Diffusion)
         out["settings"] = {{"block_size", opts.block_size}, {"sub_block_size", opts.sub_block_size},
-                           {"threshold", std::round(double(opts.threshold) * 1e6) / 1e6}, {"cache", cache_mode_name(opts.cache)}};
+                           {"threshold", std::round(double(opts.threshold) * 1e6) / 1e6}, {"cache", cache_mode_name(opts.cache)}, {"unmask", unmask_order_name(opts.unmask)}};
     out["sampling"] = {{"temperature", std::round(double(opts.sampling.temperature) * 1e6) / 1e6},
                        {"top_p", std::round(double(opts.sampling.top_p) * 1e6) / 1e6},
                        {"top_k", opts.sampling.top_k}, {"seed", opts.sampling.seed}};

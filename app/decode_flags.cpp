@@ -25,6 +25,9 @@ void add_decode_flags(ArgParser& p, DecodeFlags& f) {
     p.add({"", "--cache", "MODE", "none | prefix | dual | dual-overlap (default dual; dual-overlap: ours, not the paper's: a sub-block whose first cell is masked reruns the previous sub-block with it instead of the whole block)", [&g](const std::string& v) {
                if (!parse_cache_mode(v, g.cache)) throw UsageError{"--cache: expected none, prefix, dual or dual-overlap, got '" + v + "'"};
            }});
+    p.add({"", "--unmask", "ORDER", "confidence | prefix (default confidence, the paper's: every cell above the threshold and always the most confident; prefix: ours: the cells above the threshold from the leftmost masked one, and always that one, so a sub-block fills left to right)", [&g](const std::string& v) {
+               if (!parse_unmask_order(v, g.unmask)) throw UsageError{"--unmask: expected confidence or prefix, got '" + v + "'"};
+           }});
     p.add({"", "--temp", "T", "sampling temperature (default 0 = greedy)",
            [&g](const std::string& v) { g.sampling.temperature = parse_float("--temp", v, 0, 100); }});
     p.add({"", "--top-p", "P", "nucleus sampling mass (default 1 = off)",

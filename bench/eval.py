@@ -239,7 +239,9 @@ def main():
                   f"{r['tok_s_source']} | {r['tokens_per_forward']:.2f} | {r['mean_tokens']:.1f} |")
     desc = (f"Models: AR `{args.ar_model}` (--mode ar), dLLM `{args.dllm_model}` (--mode diffusion, threshold "
             f"{args.threshold}, block {args.block_size}, sub-block {args.sub_block_size}, cache {args.cache}); "
-            f"max {args.max_new_tokens} new tokens; binary `{args.bin}`. tokens/forward = generated tokens / nfe "
+            f"max {args.max_new_tokens} new tokens; binary `{args.bin}`"
+            + (f"; further flags for both: `{' '.join(args.extra)}`" if args.extra else "")
+            + ". tokens/forward = generated tokens / nfe "
             f"(nfe as reported by the engine, prefill included; the 'all' row pools tokens and nfe).")
     text = "\n".join(md) + "\n\n" + desc + "\n"
     paired = paired_rows(items_out, fams) if "ar" in modes and "diffusion" in modes else None

@@ -157,14 +157,21 @@ struct DiffusionRun {
                 const Pick pk = sampler.pick(logits.data() + size_t(p - 1 - row0) * V);
                 cand.push_back({p, pk.token, pk.confidence});
             }
-            size_t best = 0;
-            for (size_t i = 1; i < cand.size(); i++)
-                if (cand[i].confidence > cand[best].confidence) best = i;
             std::vector<Unmasked> un;
-            for (size_t i = 0; i < cand.size(); i++) {
-                if (i == best || cand[i].confidence > opts.threshold) {
+            if (opts.unmask == UnmaskOrder::Prefix) {  // cand is in position order
+                for (size_t i = 0; i < cand.size() && (i == 0 || cand[i].confidence > opts.threshold); i++) {
                     seq[size_t(cand[i].position)] = cand[i].token;
                     un.push_back(cand[i]);
+                }
+            } else {
+                size_t best = 0;
+                for (size_t i = 1; i < cand.size(); i++)
+                    if (cand[i].confidence > cand[best].confidence) best = i;
+                for (size_t i = 0; i < cand.size(); i++) {
+                    if (i == best || cand[i].confidence > opts.threshold) {
+                        seq[size_t(cand[i].position)] = cand[i].token;
+                        un.push_back(cand[i]);
+                    }
                 }
             }
             record(kind, std::move(un), 0, -1, bs);

@@ -34,6 +34,15 @@ const char* cache_mode_name(CacheMode m) {
 
 const char* decode_mode_name(DecodeMode m) { return m == DecodeMode::AR ? "ar" : "diffusion"; }
 
+const char* unmask_order_name(UnmaskOrder u) { return u == UnmaskOrder::Prefix ? "prefix" : "confidence"; }
+
+bool parse_unmask_order(const std::string& s, UnmaskOrder& out) {
+    if (s == "confidence") out = UnmaskOrder::Confidence;
+    else if (s == "prefix") out = UnmaskOrder::Prefix;
+    else return false;
+    return true;
+}
+
 bool parse_cache_mode(const std::string& s, CacheMode& out) {
     if (s == "none") out = CacheMode::None;
     else if (s == "prefix") out = CacheMode::Prefix;

@@ -19,10 +19,18 @@ enum class DecodeMode { AR, Diffusion };
 // cell is still masked it runs the previous sub-block and this one (2S tokens) against the block's
 // cached K/V instead of the whole block, so only a block's first pass is a full one.
 enum class CacheMode { None, Prefix, Dual, DualOverlap };
+// Which masked cells of the sub-block a diffusion step decides. Confidence is the paper's rule:
+// every cell above the threshold, wherever it is, and always the single most confident one.
+// Prefix is ours: the run of cells above the threshold starting at the leftmost masked cell, and
+// always that cell, so a sub-block fills left to right (an answer's end, often the most
+// confident cell, cannot be fixed before the cells in front of it).
+enum class UnmaskOrder { Confidence, Prefix };
 const char* cache_mode_name(CacheMode m);
 const char* decode_mode_name(DecodeMode m);
+const char* unmask_order_name(UnmaskOrder u);
 bool parse_cache_mode(const std::string& s, CacheMode& out);
 bool parse_decode_mode(const std::string& s, DecodeMode& out);
+bool parse_unmask_order(const std::string& s, UnmaskOrder& out);
 
 struct GenerateOptions {
     DecodeMode mode = DecodeMode::Diffusion;
@@ -31,6 +39,7 @@ struct GenerateOptions {
     int sub_block_size = 8;
     float threshold = 0.9f;
     CacheMode cache = CacheMode::Dual;
+    UnmaskOrder unmask = UnmaskOrder::Confidence;
     SamplingOptions sampling;
     std::vector<int32_t> stop_tokens;  // empty: the model's eos ids
     bool record_steps = true;          // keep every step in the result (for --trace)

@@ -139,6 +139,7 @@ bad "$S" "integer overflow" 2 "--max-new-tokens: '99999999999999999999' is not a
 bad "$S" "zero tokens" 2 "--max-new-tokens: 0 is out of range" "$BIN" generate -m "$TINY" -p hi -n 0
 bad "$S" "negative seed" 2 "--seed: '-1' is not a non-negative integer" "$BIN" generate -m "$TINY" -p hi --seed -1
 bad "$S" "unknown cache mode" 2 "--cache: expected none, prefix, dual or dual-overlap" "$BIN" generate -m "$TINY" -p hi --cache fast
+bad "$S" "unknown unmasking rule" 2 "--unmask: expected confidence or prefix" "$BIN" generate -m "$TINY" -p hi --unmask random
 bad "$S" "unknown decoding mode" 2 "--mode: expected ar or diffusion" "$BIN" generate -m "$TINY" -p hi --mode beam
 bad "$S" "sub-block does not divide the block" 2 "must divide the block size" "$BIN" generate -m "$TINY" -p hi --sub-block-size 5
 bad "$S" "fewer new tokens than a block" 1 "must be at least the block size" "$BIN" generate -m "$TINY" -p hi -n 8 --mode diffusion

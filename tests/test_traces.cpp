@@ -171,3 +171,54 @@ TEST(PassSizes, SumToNfe) {
         }
     }
 }
+
+// --unmask prefix (ours, not in the paper, so no fixture). On the fixture's diffusion prompts:
+// every step decides the leftmost masked cell of its sub-block and the confident cells right
+// after it, no others, so decided cells always form a prefix of the block; and with one cell
+// per sub-block both rules are the same rule.
+TEST(UnmaskPrefix, FillsEachSubBlockLeftToRight) {
+    Model& model = *tiny();
+    int checked = 0;
+    const json all = load_traces();
+    for (const auto& t : all["traces"]) {
+        if (t["mode"] != "diffusion") continue;
+        GenerateOptions o;
+        o.max_new_tokens = t["max_new_tokens"];
+        o.block_size = t["block_size"];
+        o.sub_block_size = t["sub_block_size"];
+        o.threshold = t["threshold"];
+        o.unmask = UnmaskOrder::Prefix;
+        const std::vector<int32_t> prompt = t["prompt"].get<std::vector<int32_t>>();
+        for (CacheMode cache : {CacheMode::None, CacheMode::Dual}) {
+            o.cache = cache;
+            KVCache kv = model.make_cache();
+            const GenerateResult r = generate(model, kv, prompt, o);
+            int next = -1;  // the first position not yet decided in the current block
+            for (const StepRecord& s : r.steps) {
+                if (s.kind == StepKind::Prefill || s.kind == StepKind::Commit) {
+                    next = -1;
+                    continue;
+                }
+                ASSERT_FALSE(s.unmasked.empty());
+                const int first = s.unmasked[0].position;
+                if (next >= 0) EXPECT_EQ(first, next) << "a step skipped a masked cell";
+                for (size_t i = 0; i < s.unmasked.size(); i++) {
+                    EXPECT_EQ(s.unmasked[i].position, first + int(i));
+                    if (i > 0) EXPECT_GT(s.unmasked[i].confidence, o.threshold);
+                }
+                next = first + int(s.unmasked.size());
+            }
+            for (int32_t tok : r.tokens) EXPECT_NE(tok, model.mask_token_id());
+        }
+        o.sub_block_size = 1;
+        o.cache = CacheMode::Dual;
+        KVCache c1 = model.make_cache(), c2 = model.make_cache();
+        const GenerateResult prefix = generate(model, c1, prompt, o);
+        o.unmask = UnmaskOrder::Confidence;
+        const GenerateResult paper = generate(model, c2, prompt, o);
+        EXPECT_EQ(prefix.tokens, paper.tokens);
+        EXPECT_EQ(prefix.stats.nfe, paper.stats.nfe);
+        checked++;
+    }
+    EXPECT_GT(checked, 0);
+}

@@ -728,10 +728,7 @@ void Plain::handle(const std::string& line) {
     }
     switch (c.kind) {
         case CommandKind::Help:
-            for (auto& l : help_lines()) {
-                if (l.rfind("Press any key", 0) == 0) continue;
-                std::printf("%s\n", l.c_str());
-            }
+            for (auto& l : help_lines()) std::printf("%s\n", l.c_str());
             std::printf("(plain mode: Ctrl-C cancels an answer; Ctrl-D or /quit leaves)\n");
             break;
         case CommandKind::Quit: quit_ = true; break;

@@ -57,7 +57,7 @@ Command parse_command(std::string_view line) {
         CommandKind kind;
     } table[] = {
         {"threshold", CommandKind::Threshold}, {"t", CommandKind::Threshold}, {"block", CommandKind::Block},
-        {"sub", CommandKind::Sub}, {"cache", CommandKind::Cache}, {"mode", CommandKind::Mode},
+        {"sub", CommandKind::Sub}, {"cache", CommandKind::Cache}, {"unmask", CommandKind::Unmask}, {"mode", CommandKind::Mode},
         {"n", CommandKind::MaxTokens}, {"max", CommandKind::MaxTokens}, {"temp", CommandKind::Temperature},
         {"delay", CommandKind::Delay}, {"system", CommandKind::System}, {"clear", CommandKind::Clear},
         {"history", CommandKind::History},
@@ -77,6 +77,7 @@ bool is_setting(CommandKind k) {
         case CommandKind::Block:
         case CommandKind::Sub:
         case CommandKind::Cache:
+        case CommandKind::Unmask:
         case CommandKind::Mode:
         case CommandKind::MaxTokens:
         case CommandKind::Temperature:
@@ -109,6 +110,10 @@ bool apply_setting(Settings& s, const Command& c, std::string& message) {
         case CommandKind::Cache:
             if (!parse_cache_mode(a, g.cache)) return need("none, prefix, dual or dual-overlap");
             message = std::string("cache ") + cache_mode_name(g.cache);
+            break;
+        case CommandKind::Unmask:
+            if (!parse_unmask_order(a, g.unmask)) return need("confidence (the paper's) or prefix (left to right)");
+            message = std::string("unmask ") + unmask_order_name(g.unmask);
             break;
         case CommandKind::Mode:
             if (a == "compare") {
@@ -178,6 +183,7 @@ std::vector<std::string> help_lines() {
         "  /threshold 0.8   confidence that unmasks a cell in parallel, in [0, 1]",
         "  /block 32 /sub 8 block size; sub-block size (must divide the block)",
         "  /cache MODE      none | prefix | dual | dual-overlap (dual: the paper's)",
+        "  /unmask ORDER    confidence (the paper's) | prefix (left to right, ours)",
         "  /mode MODE       ar | diffusion | compare (AR, then diffusion: speedup)",
         "  /n 256 /temp 0.7 max new tokens; sampling temperature (0 = greedy)",
         "  /system TEXT     set the system prompt;  /clear  forget the conversation",
@@ -187,7 +193,6 @@ std::vector<std::string> help_lines() {
         "  /delay MS        slow motion: pause MS after each forward pass (0 = off)",
         "  /help /quit      this help; leave (the chat is kept for --resume)",
         "Block view: ░ masked · colour: the step that decided a cell · bright: latest",
-        "Press any key to close.",
     };
 }
 

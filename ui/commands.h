@@ -15,6 +15,7 @@ enum class CommandKind {
     Block,      // /block 32
     Sub,        // /sub 8
     Cache,      // /cache none|prefix|dual|dual-overlap
+    Unmask,     // /unmask confidence|prefix
     Mode,       // /mode ar|diffusion|compare
     MaxTokens,  // /n 256
     Temperature,// /temp 0.7

@@ -533,7 +533,7 @@ int Renderer::draw(const ViewModel& vm, const InputView& in, double now) {
         g_win.help = newwin(hh, hw, std::max(0, (rows - hh) / 2), std::max(0, (cols - hw) / 2));
         werase(g_win.help);
         draw_box(g_win.help, color ? kBorder : 0);
-        put(g_win.help, 0, 2, L" fastdllm help ", hw - 4, A_BOLD, color ? kTitle : 0);
+        put(g_win.help, 0, 2, L" fastdllm help · any key closes ", hw - 4, A_BOLD, color ? kTitle : 0);
         for (int i = 0; i < hh - 2 && i < int(lines.size()); i++) {
             const bool head = !lines[size_t(i)].empty() && lines[size_t(i)][0] != ' ';
             put(g_win.help, i + 1, 2, utf8_to_wide(lines[size_t(i)]), hw - 4, head ? A_BOLD : A_NORMAL, 0);

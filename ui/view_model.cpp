@@ -374,6 +374,7 @@ std::string settings_text(const Settings& s) {
     if (s.compare || g.mode == DecodeMode::Diffusion) {
         t += " τ=" + fmt(g.threshold, 2) + " B=" + std::to_string(g.block_size) + " S=" + std::to_string(g.sub_block_size) +
              " cache=" + cache_mode_name(g.cache);
+        if (g.unmask != UnmaskOrder::Confidence) t += std::string(" unmask=") + unmask_order_name(g.unmask);
     }
     t += " n=" + std::to_string(g.max_new_tokens);
     if (g.sampling.temperature > 0) t += " T=" + fmt(g.sampling.temperature, 2);
