@@ -18,7 +18,7 @@ many prompts its tokens equal the f32 ones).
 
 Tokens/s are generated tokens over the decoding time of each request (model loading excluded on
 both sides; the engine's own `timings.total_s`). Writes bench/results/torch_reference.md and .csv
-(torch_reference_<cache>.* with --cache other than dual).
+(torch_reference_<cache>.* with --cache other than dual; _unmask_prefix added with --unmask prefix).
 Runs on Debian's python3-torch 1.13 (CPU); start it on an otherwise idle machine.
 """
 import argparse
@@ -178,7 +178,7 @@ def block_causal(q_pos, k_len, B):
     return k <= q
 
 
-def decode_diffusion(m, prompt, max_new, stops, mask_id, B=32, S=8, tau=0.9, cache="dual"):
+def decode_diffusion(m, prompt, max_new, stops, mask_id, B=32, S=8, tau=0.9, cache="dual", unmask="confidence"):
     seq = list(prompt)
     L = len(prompt)
     nfe = 0
@@ -224,10 +224,16 @@ def decode_diffusion(m, prompt, max_new, stops, mask_id, B=32, S=8, tau=0.9, cac
                     dual_filled = cache in ("dual", "dual-overlap")
                 nfe += 1
                 cand = [(p,) + pick(logits[p - 1 - row0], mask_id) for p in range(s0, s0 + S) if seq[p] == mask_id]
-                best = max(range(len(cand)), key=lambda i: (cand[i][2], -i))
-                for i, (p, tok, conf) in enumerate(cand):
-                    if i == best or conf > tau:
+                if unmask == "prefix":  # ours: the leftmost masked cell, then the confident run after it
+                    for i, (p, tok, conf) in enumerate(cand):
+                        if i > 0 and conf <= tau:
+                            break
                         seq[p] = tok
+                else:  # the paper's: every cell above tau, and always the most confident one
+                    best = max(range(len(cand)), key=lambda i: (cand[i][2], -i))
+                    for i, (p, tok, conf) in enumerate(cand):
+                        if i == best or conf > tau:
+                            seq[p] = tok
         if stop_finished():
             break
         logits = full_pass(bs, bs + B - 1, 1)  # commit
@@ -249,7 +255,8 @@ def engine_run(args, model, mode, prompt, dtype):
     cmd = [args.bin, "generate", "-m", model, "--chat", "-p", prompt, "--json", "--warmup", "-t", str(args.threads),
            "-n", str(args.max_new_tokens), "--mode", mode, "--dtype", dtype]
     if mode == "diffusion":
-        cmd += ["--threshold", "0.9", "--block-size", "32", "--sub-block-size", "8", "--cache", args.cache]
+        cmd += ["--threshold", "0.9", "--block-size", "32", "--sub-block-size", "8", "--cache", args.cache,
+                "--unmask", args.unmask]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if r.returncode != 0:
         raise SystemExit(f"engine failed ({r.returncode}): {' '.join(cmd)}\n{r.stderr}")
@@ -268,6 +275,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--cache", default="dual", choices=["dual", "dual-overlap", "prefix", "none"])
+    ap.add_argument("--unmask", default="confidence", choices=["confidence", "prefix"],
+                    help="which cells a diffusion step decides (the engine's --unmask)")
     ap.add_argument("--modes", default="ar,diffusion")
     ap.add_argument("--out-dir", default="bench/results")
     ap.add_argument("--check", action="store_true",
@@ -297,7 +306,8 @@ def main():
             if mode == "ar":
                 out, nfe = decode_ar(m, ids, args.max_new_tokens, stops)
             else:
-                out, nfe = decode_diffusion(m, ids, args.max_new_tokens, stops, mask_id, cache=args.cache)
+                out, nfe = decode_diffusion(m, ids, args.max_new_tokens, stops, mask_id, cache=args.cache,
+                                                   unmask=args.unmask)
             ref_s += time.perf_counter() - t0
             ref_tok += len(out)
             ref_nfe += nfe
@@ -319,7 +329,8 @@ def main():
         print(file=sys.stderr)
         ref_tps = ref_tok / ref_s
         rows.append({
-            "mode": mode if mode == "ar" else f"diffusion ({args.cache})",
+            "mode": mode if mode == "ar" else f"diffusion ({args.cache}"
+                    + ("" if args.unmask == "confidence" else f", unmask {args.unmask}") + ")",
             "model": os.path.basename(folder.rstrip("/")),
             "prompts": len(prompts),
             "same_tokens_and_nfe": same,
@@ -337,7 +348,8 @@ def main():
 
     os.makedirs(args.out_dir, exist_ok=True)
     # torch_reference.{md,csv} for the default cache, torch_reference_<cache>.{md,csv} otherwise.
-    stem = "torch_reference" + ("" if args.cache == "dual" else "_" + args.cache.replace("-", "_"))
+    stem = "torch_reference" + ("" if args.cache == "dual" else "_" + args.cache.replace("-", "_")) \
+        + ("" if args.unmask == "confidence" else "_unmask_" + args.unmask)
     hdr = list(rows[0].keys())
     with open(os.path.join(args.out_dir, stem + ".csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=hdr)
