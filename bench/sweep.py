@@ -96,6 +96,11 @@ def main():
             if th != 0.9 or cache == "dual-overlap":
                 configs.append((f"diffusion {cache} {th:g}", args.dllm_model,
                                 ["--mode", "diffusion", "--cache", cache, "--threshold", str(th)], th, cache, ""))
+    # --unmask prefix (ours): the same caches at 0.9, deciding each sub-block's cells left to right.
+    for cache in ("dual", "dual-overlap"):
+        configs.append((f"diffusion {cache} 0.9 prefix", args.dllm_model,
+                        ["--mode", "diffusion", "--cache", cache, "--threshold", "0.9", "--unmask", "prefix"], 0.9,
+                        cache, ""))
     configs.append(("ar int8", args.ar_model, ["--mode", "ar", "--dtype", "int8"], None, "ar", "int8"))
     for cache in ("dual", "dual-overlap"):
         configs.append((f"diffusion {cache} 0.9 int8", args.dllm_model,
@@ -126,6 +131,7 @@ def main():
         mix, nfe, dec_tok, total_s, dec_s = a["mix"], a["nfe"], a["dec_tok"], a["total_s"], a["dec_s"]
         fwd = nfe - mix["prefill"]
         r = {"config": name, "threshold": th if th is not None else "", "cache": cache, "dtype": dtype or "default",
+             "unmask": "prefix" if "--unmask" in extra else "confidence",
              "n": len(items),
              "exact_match": a["ok"] / len(items), "tok_s": a["all_tok"] / total_s if total_s else 0.0,
              "decode_tok_s": dec_tok / dec_s if dec_s else 0.0, "tokens": a["all_tok"], "passes_by_size": a["sizes"],
@@ -192,7 +198,7 @@ def main():
     with open(dat, "w") as f:
         for cache in ("dual", "dual-overlap"):  # two gnuplot data sets, index 0 and 1
             for r in sorted(results, key=lambda r: r["threshold"] if r["threshold"] != "" else -1):
-                if r["cache"] == cache and r["dtype"] == "default":
+                if r["cache"] == cache and r["dtype"] == "default" and r["unmask"] == "confidence":
                     f.write(f"{r['threshold']} {r['tok_s']:.3f} {100 * r['exact_match']:.2f}\n")
             f.write("\n\n")
     png = os.path.join(args.out_dir, "speed_vs_threshold.png")
