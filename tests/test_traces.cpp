@@ -113,6 +113,16 @@ INSTANTIATE_TEST_SUITE_P(Fixture, TraceTest, ::testing::ValuesIn(cases()),
                              return name;
                          });
 
+// A diffusion trace's decoding settings (the tests below vary the cache or the unmasking rule).
+static GenerateOptions diffusion_options(const json& t) {
+    GenerateOptions o;
+    o.max_new_tokens = t["max_new_tokens"];
+    o.block_size = t["block_size"];
+    o.sub_block_size = t["sub_block_size"];
+    o.threshold = t["threshold"];
+    return o;
+}
+
 // dual-overlap (ours, not in the paper, so no fixture): on the fixture's diffusion prompts it must
 // run one whole-block pass per block at most, price every pass by its size, and reduce to the
 // paper's DualCache exactly when a block is one sub-block.
@@ -122,11 +132,7 @@ TEST(DualOverlap, OneWholeBlockPassPerBlock) {
     const json all = load_traces();  // kept alive: a temporary's ["traces"] would dangle
     for (const auto& t : all["traces"]) {
         if (t["mode"] != "diffusion") continue;
-        GenerateOptions o;
-        o.max_new_tokens = t["max_new_tokens"];
-        o.block_size = t["block_size"];
-        o.sub_block_size = t["sub_block_size"];
-        o.threshold = t["threshold"];
+        GenerateOptions o = diffusion_options(t);
         o.cache = CacheMode::DualOverlap;
         const std::vector<int32_t> prompt = t["prompt"].get<std::vector<int32_t>>();
         KVCache cache = model.make_cache();
@@ -182,11 +188,7 @@ TEST(UnmaskPrefix, FillsEachSubBlockLeftToRight) {
     const json all = load_traces();
     for (const auto& t : all["traces"]) {
         if (t["mode"] != "diffusion") continue;
-        GenerateOptions o;
-        o.max_new_tokens = t["max_new_tokens"];
-        o.block_size = t["block_size"];
-        o.sub_block_size = t["sub_block_size"];
-        o.threshold = t["threshold"];
+        GenerateOptions o = diffusion_options(t);
         o.unmask = UnmaskOrder::Prefix;
         const std::vector<int32_t> prompt = t["prompt"].get<std::vector<int32_t>>();
         for (CacheMode cache : {CacheMode::None, CacheMode::Dual}) {
