@@ -158,21 +158,18 @@ struct DiffusionRun {
                 cand.push_back({p, pk.token, pk.confidence});
             }
             std::vector<Unmasked> un;
+            auto decide = [&](const Unmasked& u) {
+                seq[size_t(u.position)] = u.token;
+                un.push_back(u);
+            };
             if (opts.unmask == UnmaskOrder::Prefix) {  // cand is in position order
-                for (size_t i = 0; i < cand.size() && (i == 0 || cand[i].confidence > opts.threshold); i++) {
-                    seq[size_t(cand[i].position)] = cand[i].token;
-                    un.push_back(cand[i]);
-                }
+                for (size_t i = 0; i < cand.size() && (i == 0 || cand[i].confidence > opts.threshold); i++) decide(cand[i]);
             } else {
                 size_t best = 0;
                 for (size_t i = 1; i < cand.size(); i++)
                     if (cand[i].confidence > cand[best].confidence) best = i;
-                for (size_t i = 0; i < cand.size(); i++) {
-                    if (i == best || cand[i].confidence > opts.threshold) {
-                        seq[size_t(cand[i].position)] = cand[i].token;
-                        un.push_back(cand[i]);
-                    }
-                }
+                for (size_t i = 0; i < cand.size(); i++)
+                    if (i == best || cand[i].confidence > opts.threshold) decide(cand[i]);
             }
             record(kind, std::move(un), 0, -1, bs);
         }

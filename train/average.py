@@ -6,7 +6,7 @@
 Writes DIR as a copy of the first folder (config, tokenizer) whose model.safetensors holds
 sum(w_i * W_i) / sum(w_i) for every tensor, rounded to BF16 like any export. Run 7
 (train/README.md) averaged the shipped dLLM with the conversion checkpoint it continued from.
-Reads single-file folders (the demo models); numpy only.
+Reads single-file folders (the demo models) through export.load_hf.
 """
 import argparse
 import os
@@ -14,25 +14,15 @@ import shutil
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from export import bf16_bytes_to_f32, read_safetensors_header, write_safetensors  # noqa: E402
+from export import hf_tensors, load_hf, write_safetensors  # noqa: E402
 
 
 def load(folder):
-    path = os.path.join(folder, "model.safetensors")
-    if not os.path.exists(path):
-        sys.exit(f"average.py: {path} not found (sharded folders are not supported)")
-    header, base = read_safetensors_header(path)
-    tensors = {}
-    with open(path, "rb") as f:
-        for name, t in header.items():
-            if name == "__metadata__":
-                continue
-            if t["dtype"] != "BF16":
-                sys.exit(f"average.py: {path}: {name} is {t['dtype']}, BF16 expected")
-            a, b = t["data_offsets"]
-            f.seek(base + a)
-            tensors[name] = bf16_bytes_to_f32(f.read(b - a), t["shape"])
-    return header, tensors
+    """(model config fields, {tensor name: float32 numpy array}) of an exported folder."""
+    if not os.path.exists(os.path.join(folder, "model.safetensors")):
+        sys.exit(f"average.py: {folder}/model.safetensors not found (sharded folders are not supported)")
+    state, cfg = load_hf(folder)
+    return cfg, {n: t.numpy() for n, t in state.items()}
 
 
 def main():
@@ -49,20 +39,21 @@ def main():
     total = sum(w for _, w in parts)
     if total <= 0:
         sys.exit("average.py: the weights must sum to more than 0")
-    header, acc = None, None
+    cfg, acc = None, None
     for folder, w in parts:
-        h, t = load(folder)
-        if header is None:
-            header, acc = h, {n: v * (w / total) for n, v in t.items()}
+        c, t = load(folder)
+        if acc is None:
+            cfg, acc = c, {n: v * (w / total) for n, v in t.items()}
             continue
-        if set(t) != set(acc) or any(t[n].shape != acc[n].shape for n in acc):
-            sys.exit(f"average.py: {folder} does not have the tensors of {parts[0][0]}")
+        if c != cfg or set(t) != set(acc) or any(t[n].shape != acc[n].shape for n in acc):
+            sys.exit(f"average.py: {folder} does not have the shape of {parts[0][0]}")
         for n in acc:
             acc[n] = acc[n] + t[n] * (w / total)
-    order = sorted((t["data_offsets"][0], n) for n, t in header.items() if n != "__metadata__")
+    import torch
     shutil.copytree(parts[0][0], args.out, dirs_exist_ok=True)
-    write_safetensors(os.path.join(args.out, "model.safetensors"), [(n, acc[n]) for _, n in order],
-                      header.get("__metadata__"))
+    # The exporter's tensor list and metadata, so the folder reads like any export.
+    tensors = hf_tensors({n: torch.from_numpy(v) for n, v in acc.items()}, cfg)
+    write_safetensors(os.path.join(args.out, "model.safetensors"), tensors, {"format": "pt"})
     print(f"average.py: {len(parts)} folders -> {args.out}")
 
 
