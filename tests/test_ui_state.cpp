@@ -537,6 +537,25 @@ TEST(UiStateStats, SummaryAndSpeedupText) {
     d.block_passes = 4;
     d.subblock_passes = 8;
     EXPECT_EQ(cache_text(d, false), "prefill 12 ms (64 tok) · prefix cache 96 (32 reused) · DualCache 8/12 passes");
+    d.block_passes = 1;
+    d.subblock_passes = 0;
+    EXPECT_NE(cache_text(d, false).find("DualCache 0/1 pass"), std::string::npos);
+    EXPECT_EQ(cache_text(d, false).find("passes"), std::string::npos);
+}
+
+// A block decided in one pass (the demo dLLM's short answers often are) says so in the singular.
+TEST(UiStateStats, BlockTitleCountsPassesInTheSingular) {
+    AnswerView a;
+    a.started = true;
+    a.block.index = 1;
+    a.block.start = 32;
+    a.block.size = 32;
+    a.block.sub_size = 8;
+    a.block.steps = 1;
+    EXPECT_NE(block_title(a).find("· 1 pass"), std::string::npos) << block_title(a);
+    EXPECT_EQ(block_title(a).find("passes"), std::string::npos) << block_title(a);
+    a.block.steps = 2;
+    EXPECT_NE(block_title(a).find("· 2 passes"), std::string::npos) << block_title(a);
 }
 
 TEST(UiStateLayout, CellsPerRowFollowSubBlocks) {

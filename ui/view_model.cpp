@@ -389,7 +389,9 @@ static std::string ms_text(double seconds) {
     return fmt(ms, ms < 10 ? 1 : 0) + " ms";
 }
 
-static std::string tokens_text(int n) { return std::to_string(n) + (n == 1 ? " token" : " tokens"); }
+// "1 token", "2 tokens": the counts on screen are often one.
+static std::string count_text(int n, const char* one, const char* many) { return std::to_string(n) + " " + (n == 1 ? one : many); }
+static std::string tokens_text(int n) { return count_text(n, "token", "tokens"); }
 
 std::string speed_text(const DecodeStats& st, double elapsed_s) {
     return tokens_text(st.generated_tokens) + " · " + fmt(st.tokens_per_second(), 1) + " tok/s · " +
@@ -403,7 +405,7 @@ std::string cache_text(const DecodeStats& st, bool ar) {
     if (st.reused_tokens > 0) t += " (" + std::to_string(st.reused_tokens) + " reused)";
     if (!ar) {
         const int passes = st.block_passes + st.subblock_passes;
-        t += " · DualCache " + std::to_string(st.subblock_passes) + "/" + std::to_string(passes) + " passes";
+        t += " · DualCache " + std::to_string(st.subblock_passes) + "/" + count_text(passes, "pass", "passes");
     }
     return t;
 }
@@ -484,7 +486,7 @@ std::string block_title(const AnswerView& a) {
             if (b.active_sub >= 0) t += " · sub " + std::to_string(b.active_sub + 1) + "/" + std::to_string(nsub);
             else t += " · " + std::to_string(nsub) + "×" + std::to_string(b.sub_size);
         }
-        t += " · " + std::to_string(b.steps) + " passes";
+        t += " · " + count_text(b.steps, "pass", "passes");
     }
     if (a.steps > 0) {
         t += " · step " + std::to_string(a.steps - 1) + " " + step_kind_name(a.last_kind);
