@@ -21,7 +21,12 @@ TokenText TokenText::of(const Tokenizer& tok, std::vector<int32_t> stops) {
 
 TokenText TokenText::synthetic(std::vector<int32_t> stops, int32_t special_from) {
     TokenText t;
-    t.bytes = [](int32_t id) { return "t" + std::to_string(id) + " "; };
+    t.bytes = [](int32_t id) {  // appended, not "t" + ...: GCC 12 warns falsely (-Wrestrict) on that form
+        std::string s = "t";
+        s += std::to_string(id);
+        s += ' ';
+        return s;
+    };
     t.special = [stops, special_from](int32_t id) {
         return id >= special_from || std::find(stops.begin(), stops.end(), id) != stops.end();
     };
