@@ -63,6 +63,14 @@ expect_error "bad ids" 2 "--prompt-ids: 'x' is not an integer" "$BIN" generate -
 expect_error "id outside vocab" 1 "outside the vocabulary" "$BIN" generate -m "$FIX/tiny/model" --prompt-ids 1,999
 expect_error "unknown command" 2 "unknown command" "$BIN" frobnicate
 expect_error "short max-new" 1 "must be at least the block size" "$BIN" generate -m "$FIX/tiny/model" -p hi -n 8 --mode diffusion
+# Compare mode in the plain REPL on the shipped pair: the AR baseline is found beside the chat
+# model, its loading is reported as started and as finished, and both answers and the speedup follow.
+out=$(echo "Spell the word garden." | "$BIN" chat --plain --mode compare -m "$SRC/assets/models/demo-dllm" 2>&1)
+check "compare: loading reported" 'grep -q "^loading the AR baseline .*demo-ar" <<<"$out"'
+check "compare: loaded reported" 'grep -qE "^loaded the AR baseline demo-ar in [0-9.]+ s$" <<<"$out"'
+check "compare: both answers" '[ "$(grep -c "^g-a-r-d-e-n$" <<<"$out")" = 2 ]'
+check "compare: speedup line" 'grep -qE "^\[speedup [0-9.]+x: diffusion .* vs AR .*prompt included\]$" <<<"$out"'
+
 tmp=$(mktemp -d); cp -r "$FIX/tiny/model" "$tmp/m"; chmod -R u+w "$tmp/m"
 head -c 1000 "$FIX/tiny/model/model.safetensors" > "$tmp/m/model.safetensors"
 expect_error "truncated weights" 1 "model.safetensors" "$BIN" generate -m "$tmp/m" -p hi

@@ -147,7 +147,11 @@ void ensure_ar(App& app, const Sink& sink) {
     sink(std::move(info));
     LoadOptions lo;
     lo.weight_type = app.opts.dtype;
+    const double t0 = now_s();
     app.ar_model = Model::load(dir, lo);
+    WorkerMsg loaded;  // replaces the "loading" line, which would otherwise stay up for its 8 s
+    loaded.text = "loaded the AR baseline " + app.ar_model->config().name + " in " + fmt(now_s() - t0, 2) + " s";
+    sink(std::move(loaded));
     app.ar_session = std::make_unique<ChatSession>(*app.ar_model);
     app.ar_session->set_history_turns(app.session->history_turns());  // follows the chat's setting
     app.ar_tt = TokenText::of(app.ar_model->tokenizer(), app.ar_model->config().eos_token_ids);
