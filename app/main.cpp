@@ -7,6 +7,8 @@
 
 #include "app/commands.h"
 #include "engine/error.h"
+#include "engine/kernels.h"
+#include "engine/threads.h"
 
 namespace fdl::cli {
 
@@ -46,7 +48,23 @@ static const char* kUsage =
     "  bench       time forward passes of 1, 8, 32, 512 tokens (a model, or a published shape)\n"
     "  mkmodel     write a random-weight model folder in a published shape\n"
     "\n"
-    "Run 'fastdllm COMMAND --help' for the options of a command.\n";
+    "Run 'fastdllm COMMAND --help' for the options of a command; 'fastdllm --version' for the build.\n";
+
+#ifndef FASTDLLM_VERSION
+#define FASTDLLM_VERSION "unknown"
+#endif
+
+// What a bug report needs: the version, the compiler, and the kernels this CPU gets.
+static void print_version() {
+    std::printf("fastdllm %s\n", FASTDLLM_VERSION);
+#if defined(__clang__)
+    std::printf("compiler: %s\n", __VERSION__);
+#else
+    std::printf("compiler: gcc %s\n", __VERSION__);
+#endif
+    std::printf("kernels: %s (FASTDLLM_KERNELS=avx2|portable forces another path)\n", fdl::kernel_path_name());
+    std::printf("threads: %d by default (physical cores)\n", fdl::physical_cores());
+}
 
 int main(int argc, char** argv) {
     using namespace fdl::cli;
@@ -55,6 +73,10 @@ int main(int argc, char** argv) {
     if (argc > 1 && argv[1][0] == '-') {
         if (!std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "--help")) {
             std::fputs(kUsage, stdout);
+            return 0;
+        }
+        if (!std::strcmp(argv[1], "--version")) {
+            print_version();
             return 0;
         }
         cmd = "chat";  // options without a command belong to chat

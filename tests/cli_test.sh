@@ -35,6 +35,10 @@ out=$("$BIN" tokenize --tokenizer "$FIX/tokenizer-qwen2.5/tokenizer.json" --json
 check "tokenize --json" '[ "$out" = "{\"ids\":[9707,1879]}" ]'
 out=$("$BIN" tokenize -m "$FIX/tiny/model" "<|im_start|>user")
 check "tokenize ids list" '[[ "$out" =~ ^381(,[0-9]+)+$ ]]'
+out=$("$BIN" --version)
+check "--version" 'grep -qE "^fastdllm [0-9]+\.[0-9]+\.[0-9]+$" <<<"$out" && grep -q "^kernels: " <<<"$out"'
+out=$(FASTDLLM_KERNELS=portable "$BIN" --version)
+check "--version names a forced kernel path" 'grep -q "^kernels: portable" <<<"$out"'
 out=$("$BIN" info -m "$FIX/tiny/model")
 check "info" 'grep -q "block-diffusion Qwen2, 2 layers" <<<"$out"'
 out=$("$BIN" generate -m "$FIX/tiny/model" -p "Hello" --chat -n 32 2>/dev/null)
