@@ -126,7 +126,11 @@ TEST(UiStateText, WidthsAndWrapping) {
 
     EXPECT_EQ(token_cell_text(" the"), L"·the");
     EXPECT_EQ(token_cell_text("\n"), L"⏎");
-    EXPECT_EQ(token_cell_text("\xE4"), L"\uFFFD");
+    EXPECT_EQ(token_cell_text("\xE4"), L"<0xE4>");
+    EXPECT_EQ(token_cell_text("\xC3\xA9"), L"é");               // a whole character stays one
+    EXPECT_EQ(token_cell_text("a\xF0\x9F"), L"a<0xF0><0x9F>");  // the first half of an emoji
+    EXPECT_EQ(token_cell_text("\xED\xA0\x80"), L"<0xED><0xA0><0x80>");  // a surrogate is not UTF-8
+    EXPECT_EQ(token_cell_text("\xEF\xBF\xBD"), L"\uFFFD");        // a real U+FFFD
 }
 
 TEST(UiStateBlock, SyntheticStreamCellsStepsAndText) {

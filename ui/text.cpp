@@ -163,16 +163,29 @@ std::vector<std::wstring> wrap_text(std::wstring_view s, int width) {
 }
 
 std::wstring token_cell_text(std::string_view bytes) {
-    std::wstring w = utf8_to_wide(bytes);
     std::wstring out;
-    out.reserve(w.size());
-    for (wchar_t c : w) {
-        if (c == L' ') out.push_back(L'·');
-        else if (c == L'\n') out.push_back(L'⏎');
-        else if (c == L'\t') out.push_back(L'⇥');
-        else if (c == L'\r') continue;
+    out.reserve(bytes.size());
+    const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(bytes.data());
+    const utf8proc_ssize_t n = utf8proc_ssize_t(bytes.size());
+    for (utf8proc_ssize_t i = 0; i < n;) {
+        utf8proc_int32_t c = 0;
+        const utf8proc_ssize_t len = utf8proc_iterate(p + i, n - i, &c);
+        if (len <= 0) {  // a byte of a character split across tokens: named, as tokenizers print it
+            static const wchar_t* hex = L"0123456789ABCDEF";
+            out += L"<0x";
+            out.push_back(hex[p[i] >> 4]);
+            out.push_back(hex[p[i] & 15]);
+            out.push_back(L'>');
+            i++;
+            continue;
+        }
+        i += len;
+        if (c == ' ') out.push_back(L'·');
+        else if (c == '\n') out.push_back(L'⏎');
+        else if (c == '\t') out.push_back(L'⇥');
+        else if (c == '\r') continue;
         else if (c < 0x20 || (c >= 0x7F && c < 0xA0)) out.push_back(L'¿');
-        else out.push_back(c);
+        else out.push_back(wchar_t(c));
     }
     return out;
 }

@@ -28,7 +28,8 @@ std::wstring fit_width(std::wstring_view s, int width, bool ellipsis = false, bo
 std::vector<std::wstring> wrap_text(std::wstring_view s, int width);
 
 // The visible form of one token's raw bytes, for a block cell: spaces as '·', newline as '⏎',
-// tab as '⇥', other control bytes as '¿', bytes that are not (yet) valid UTF-8 as '�'.
+// tab as '⇥', other control bytes as '¿', and each byte that is not (yet) valid UTF-8 (a piece of a
+// character split across tokens) by its value, "<0xC3>", so '�' in a cell is a real U+FFFD.
 std::wstring token_cell_text(std::string_view bytes);
 
 }  // namespace fdl::ui
