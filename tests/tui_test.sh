@@ -5,7 +5,7 @@
 # Checks: masked cells appear in the block view and then fill in, the answer lands in the
 # transcript, the status bar shows a measured tokens/s, Esc cancels an answer, Left replays the
 # last answer, the layout survives a resize to 80x24, /quit restores the terminal and saves the
-# conversation, and --resume brings it back.
+# conversation, --resume brings it back, and Ctrl-Z stops the app until SIGCONT.
 set -u
 
 BIN=${1:?usage: tui_test.sh <fastdllm binary> <source dir>}
@@ -186,5 +186,26 @@ echo "ok: SIGWINCH storm"
 kill -TERM "$pid"
 wait_for 'APP EXITED rc=143' 10 "the app to leave on SIGTERM"
 echo "ok: --resume and SIGTERM"
+
+# ---- 10. Ctrl-Z (a key under raw mode) stops the app as a shell expects; `fg` brings it back ----
+# (in an interactive shell: a program started by tmux alone is in an orphaned process group,
+# where the kernel ignores SIGTSTP)
+tmux -L "$SOCK" kill-session -t tui
+tmux -L "$SOCK" -f "$TMP/tmux.conf" new-session -d -s tui -x 100 -y 30 \
+    "env HOME='$TMP/home' XDG_DATA_HOME='$TMP/data' LANG=C.UTF-8 LC_ALL=C.UTF-8 PS1='shell\$ ' bash --norc -i" ||
+    fail "could not start tmux"
+wait_for 'shell\$' 10 "the shell prompt"
+tmux -L "$SOCK" send-keys -t tui "'$BIN' chat -m '$MODEL' -n 64" Enter
+wait_for 'Enter send' 30 "the TUI in the shell"
+tmux -L "$SOCK" send-keys -t tui C-z
+wait_for 'Stopped' 10 "the shell to report the stopped app"
+tmux -L "$SOCK" send-keys -t tui "fg" Enter
+wait_for 'Enter send' 10 "the TUI to draw itself again after fg"
+screen | grep -q 'Stopped' && fail "the shell's lines are still on the screen after fg"
+tmux -L "$SOCK" send-keys -t tui "/quit" Enter
+wait_for '^shell\$ ?$' 10 "the shell prompt after /quit"
+tmux -L "$SOCK" send-keys -t tui 'echo "APP EXITED rc=$?"' Enter
+wait_for 'APP EXITED rc=0' 10 "the app to quit after fg with status 0"
+echo "ok: Ctrl-Z and fg"
 
 echo "PASS: tui_test"

@@ -576,6 +576,10 @@ void Tui::handle_key(int rc, wint_t ch) {
             vm_.quit = true;
         } else if (ch == 12) {  // Ctrl-L
             clearok(curscr, TRUE);
+        } else if (ch == 26) {  // Ctrl-Z
+            // not mid-answer: the decoder's clocks would count the stop, and its speeds would be wrong
+            if (vm_.busy) set_status(vm_, "Ctrl-Z suspends once the answer is done (Esc cancels it)", true, now);
+            else r_.suspend();
         } else {
             in_.feed_wchar(wchar_t(ch));
         }

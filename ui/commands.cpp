@@ -174,7 +174,7 @@ std::vector<std::string> help_lines() {
         "Keys",
         "  Enter            send the prompt, or run a /command",
         "  Alt-Enter        new line (or end the line with \\ and press Enter)",
-        "  Esc, Ctrl-C      cancel the answer being decoded",
+        "  Esc, Ctrl-C      cancel the answer being decoded;   Ctrl-Z  suspend (fg)",
         "  Ctrl-C twice     quit when idle (also /quit, or Ctrl-D on an empty line)",
         "  PgUp PgDn End    scroll the transcript; End goes back to the bottom",
         "  Left Right       step through the last answer (empty prompt; Esc leaves)",

@@ -6,6 +6,7 @@
 #include <ncursesw/ncurses.h>
 
 #include <langinfo.h>
+#include <csignal>
 
 #include <algorithm>
 #include <cmath>
@@ -158,6 +159,20 @@ void Renderer::stop() {
 
 void Renderer::resized() {
     g_win.destroy();  // rebuilt at the next draw with the new size
+}
+
+void Renderer::suspend() {
+    if (!started_) return;
+    endwin();
+    // raw() turns off the terminal's own Ctrl-Z, so the key arrives here; stop as the shell expects,
+    // with the default action whatever handler ncurses may have installed
+    struct sigaction dfl {}, old {};
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGTSTP, &dfl, &old);
+    raise(SIGTSTP);  // returns after `fg`
+    sigaction(SIGTSTP, &old, nullptr);
+    clearok(curscr, TRUE);
+    resized();  // the terminal may have changed size meanwhile
 }
 
 void Renderer::init_colors() {

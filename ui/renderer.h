@@ -35,6 +35,7 @@ public:
     // Draws one frame. Returns the largest useful transcript scroll (the caller clamps vm.scroll).
     int draw(const ViewModel& vm, const InputView& in, double now);
     void resized();  // after KEY_RESIZE
+    void suspend();  // Ctrl-Z: gives the terminal back and stops the process until `fg`
     ColorMode colors() const { return colors_; }
 
 private:
