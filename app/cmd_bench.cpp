@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
+#include "ui/load_progress.h"
 #include "engine/decode_util.h"
 #include "engine/kernels.h"
 #include "engine/machine_probe.h"
@@ -73,6 +74,7 @@ int cmd_bench(int argc, char** argv, int first) {
         LoadOptions lo;
         lo.weight_type = dtype;
         lo.load_tokenizer = false;
+        lo.progress = ui::stderr_load_progress(model_dir);
         model = Model::load(model_dir, lo);
         name = model->config().name;
     }

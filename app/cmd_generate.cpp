@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "app/commands.h"
+#include "ui/load_progress.h"
 #include "engine/chat_session.h"
 #include "engine/decode_util.h"
 #include "engine/error.h"
@@ -124,6 +125,7 @@ int cmd_generate(int argc, char** argv, int first) {
 
     LoadOptions lo;
     lo.weight_type = flags.dtype;
+    lo.progress = ui::stderr_load_progress(model_dir);
     auto model = Model::load(model_dir, lo);
     const int threads = finish_decode_flags(flags, model->config().is_diffusion, model->config().bd_size);
     GenerateOptions& opts = flags.gen;

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
+#include "ui/load_progress.h"
 #include "engine/model.h"
 #include "engine/safetensors.h"
 
@@ -22,7 +23,9 @@ int cmd_info(int argc, char** argv, int first) {
     }
     if (!rest.empty()) throw UsageError{"unexpected argument '" + rest[0] + "'"};
     if (model_dir.empty()) model_dir = default_model_dir();
-    auto model = Model::load(model_dir);
+    LoadOptions lo;
+    lo.progress = ui::stderr_load_progress(model_dir);
+    auto model = Model::load(model_dir, lo);
     const ModelConfig& c = model->config();
     SafeTensors st = SafeTensors::open_model_dir(model_dir);
     size_t file_bytes = 0;

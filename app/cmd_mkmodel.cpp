@@ -37,6 +37,10 @@ int cmd_mkmodel(int argc, char** argv, int first) {
     std::cerr << "writing " << spec.shape.describe() << " (" << dtype << ") to " << rest[0] << "...\n";
     const uint64_t bytes = write_random_model(rest[0], spec);
     std::cerr << "wrote " << bytes / 1e9 << " GB of weights\n";
+    if (tokenizer.empty())  // bench needs only the weights; a prompt needs the tokenizer
+        std::cerr << "no tokenizer.json written: `fastdllm bench -m " << rest[0]
+                  << "` times it as it is; generate and chat need one too (--tokenizer FILE, for example the Qwen2.5 "
+                     "tokenizer.json of a downloaded model or tests/fixtures/tokenizer-qwen2.5/tokenizer.json)\n";
     return 0;
 }
 

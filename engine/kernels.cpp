@@ -133,6 +133,19 @@ static void pack_panels(T* w, int in, int out, int group) {
     }
 }
 
+void pack_bf16_rows(const uint8_t* const* rows, int in, int out, bool panels, uint16_t* dst) {
+    if (!panels) {
+        parallel_chunks(out, true, [&](int r, int) { std::memcpy(dst + size_t(r) * in, rows[r], size_t(in) * 2); });
+        return;
+    }
+    parallel_chunks(out / kPanel, true, [&](int c, int) {
+        uint16_t* p = dst + size_t(c) * kPanel * in;  // panel_index order: k pairs, then the 16 rows
+        const uint8_t* const* r = rows + size_t(c) * kPanel;
+        for (int k = 0; k < in; k += 2, p += 2 * kPanel)
+            for (int i = 0; i < kPanel; i++) std::memcpy(p + 2 * i, r[i] + size_t(k) * 2, 4);
+    });
+}
+
 bool packs_f32(int in, int out) { return cpu_features().avx512f && out % kPanel == 0; }
 bool packs_bf16(int in, int out) { return cpu_features().avx512bf16 && in % 2 == 0 && out % kPanel == 0; }
 bool packs_int8(int in, int out) { return cpu_features().avx512vnni && in % 4 == 0 && out % kPanel == 0; }

@@ -32,6 +32,10 @@ bool packs_int8(int in, int out);
 void pack_f32(float* w, int in, int out);
 void pack_bf16(uint16_t* w, int in, int out);
 void pack_int8(int8_t* w, int in, int out);
+// Fills dst ([out, in] BF16) from rows given one by one (rows[r]: `in` little-endian values, any
+// alignment), in the panel layout when `panels` (packs_bf16 said so), else row-major; on the
+// thread pool, a panel per chunk.
+void pack_bf16_rows(const uint8_t* const* rows, int in, int out, bool panels, uint16_t* dst);
 size_t panel_index(int in, int r, int k, int group);
 
 // F32 with weights packed by pack_f32 (AVX-512 only: packs_f32 must hold), any token count.

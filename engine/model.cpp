@@ -18,6 +18,24 @@ const char* weight_type_name(WeightType t) {
     return t == WeightType::F32 ? "f32" : t == WeightType::BF16 ? "bf16" : "int8";
 }
 
+void Linear::set_f32(std::vector<float>&& m) {
+    type = WeightType::F32;
+    w16.clear();
+    w8.clear();
+    w = std::move(m);
+    packed = packs_f32(in, out);
+    if (packed) pack_f32(w.data(), in, out);
+}
+
+void Linear::set_bf16_rows(const uint8_t* const* rows) {
+    type = WeightType::BF16;
+    w.clear();
+    w8.clear();
+    w16.resize(size_t(out) * size_t(in));
+    packed = packs_bf16(in, out);
+    pack_bf16_rows(rows, in, out, packed, w16.data());
+}
+
 void Linear::set(const std::vector<float>& m, WeightType t) {
     type = t;
     packed = false;
@@ -130,40 +148,88 @@ std::string shape_str(const std::vector<int64_t>& s) {
     return r + "]";
 }
 
-// Copies a float tensor of exactly `shape` into `out`, or explains what is wrong.
-void load_tensor(const SafeTensors& st, const std::string& name, const std::vector<int64_t>& shape,
-                 std::vector<float>& out) {
-    const TensorView& t = st.get(name);
-    if (t.shape != shape)
-        throw file_error(t.file, "tensor " + name + " has shape " + shape_str(t.shape) + ", expected " + shape_str(shape));
-    if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16)
-        throw file_error(t.file, "tensor " + name + " has dtype " + dtype_name(t.dtype) + ", expected BF16, F16 or F32");
-    out.resize(size_t(t.numel()));
-    to_f32(t, out.data());
-}
+// Reads the checkpoint's tensors into the model, counting the bytes read for the progress report.
+struct WeightLoader {
+    const SafeTensors& st;
+    const LoadOptions& opts;
+    uint64_t done = 0, total = 0;
+    std::vector<float> scratch;  // see stacked()
 
-// Projections of the same input stacked row-wise into one Linear (see LayerWeights). The first
-// is read straight into the stack, so a single projection (load_linear) is never copied.
-void load_stacked(const SafeTensors& st, const std::vector<std::string>& prefixes, const std::vector<int>& outs, int in,
-                  bool bias, WeightType type, Linear& l) {
-    l.in = in;
-    l.out = 0;
-    std::vector<float> all, part;
-    for (size_t i = 0; i < prefixes.size(); i++) {
-        load_tensor(st, prefixes[i] + ".weight", {outs[i], in}, i == 0 ? all : part);
-        if (i > 0) all.insert(all.end(), part.begin(), part.end());
-        if (bias) {
-            load_tensor(st, prefixes[i] + ".bias", {outs[i]}, i == 0 ? l.b : part);
-            if (i > 0) l.b.insert(l.b.end(), part.begin(), part.end());
-        }
-        l.out += outs[i];
+    WeightLoader(const SafeTensors& s, const LoadOptions& o) : st(s), opts(o) {
+        for (const std::string& n : st.names()) total += st.get(n).nbytes;
     }
-    l.set(all, type);
-}
 
-void load_linear(const SafeTensors& st, const std::string& prefix, int in, int out, bool bias, WeightType type, Linear& l) {
-    load_stacked(st, {prefix}, {out}, in, bias, type, l);
-}
+    // The view of a float tensor of exactly `shape`, or an error that says what is wrong.
+    const TensorView& tensor(const std::string& name, const std::vector<int64_t>& shape) {
+        const TensorView& t = st.get(name);
+        if (t.shape != shape)
+            throw file_error(t.file, "tensor " + name + " has shape " + shape_str(t.shape) + ", expected " + shape_str(shape));
+        if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16)
+            throw file_error(t.file, "tensor " + name + " has dtype " + dtype_name(t.dtype) + ", expected BF16, F16 or F32");
+        return t;
+    }
+    void count(const TensorView& t) {
+        done += t.nbytes;
+        if (opts.progress) opts.progress(done, total);
+    }
+
+    // A float tensor of exactly `shape`, as float32.
+    void floats(const std::string& name, const std::vector<int64_t>& shape, std::vector<float>& out) {
+        const TensorView& t = tensor(name, shape);
+        out.resize(size_t(t.numel()));
+        to_f32(t, out.data());
+        count(t);
+    }
+
+    // Projections of the same input stacked row-wise into one Linear (see LayerWeights). BF16
+    // weights kept as BF16 (the published checkpoints, the default) go from the file straight
+    // into the panel layout, on the thread pool: with a float32 copy on the way, loading a 1.5B
+    // model took 14-18 s here, most of it the kernel handing out the pages of those copies.
+    // `scratch` keeps its pages from one matrix to the next where a float32 copy is needed on
+    // the way (BF16 from F32/F16 files, INT8).
+    void stacked(const std::vector<std::string>& prefixes, const std::vector<int>& outs, int in, bool bias, WeightType type,
+                 Linear& l) {
+        l.in = in;
+        l.out = 0;
+        std::vector<const TensorView*> parts;
+        bool all_bf16 = true;
+        for (size_t i = 0; i < prefixes.size(); i++) {
+            parts.push_back(&tensor(prefixes[i] + ".weight", {outs[i], in}));
+            all_bf16 = all_bf16 && parts.back()->dtype == DType::BF16;
+            l.out += outs[i];
+        }
+        l.b.clear();
+        if (bias) {
+            std::vector<float> part;
+            for (size_t i = 0; i < prefixes.size(); i++) {
+                floats(prefixes[i] + ".bias", {outs[i]}, part);
+                l.b.insert(l.b.end(), part.begin(), part.end());
+            }
+        }
+        if (type == WeightType::BF16 && all_bf16) {
+            std::vector<const uint8_t*> rows;
+            rows.reserve(size_t(l.out));
+            for (const TensorView* t : parts)
+                for (int64_t r = 0; r < t->shape[0]; r++) rows.push_back(t->data + size_t(r) * size_t(in) * 2);
+            l.set_bf16_rows(rows.data());
+        } else {
+            std::vector<float> fresh;
+            std::vector<float>& all = type == WeightType::F32 ? fresh : scratch;  // F32 keeps the buffer itself
+            all.resize(size_t(l.out) * size_t(in));
+            size_t off = 0;
+            for (const TensorView* t : parts) {
+                to_f32(*t, all.data() + off);
+                off += size_t(t->numel());
+            }
+            if (type == WeightType::F32) l.set_f32(std::move(fresh));
+            else l.set(all, type);
+        }
+        for (const TensorView* t : parts) count(*t);
+    }
+    void linear(const std::string& prefix, int in, int out, bool bias, WeightType type, Linear& l) {
+        stacked({prefix}, {out}, in, bias, type, l);
+    }
+};
 
 // Loops this small are faster on one thread than with a fork/join of the team.
 constexpr long kParallelWork = 1 << 15;
@@ -228,30 +294,25 @@ std::unique_ptr<Model> Model::load(const std::string& dir, const LoadOptions& op
                            weight_type_name(wt) + ")");
     }
     const int H = c.hidden_size, Q = c.num_heads * c.head_dim, KV = c.num_kv_heads * c.head_dim;
-    {
-        std::vector<float> e;
-        load_tensor(st, "model.embed_tokens.weight", {c.vocab_size, H}, e);
-        m->embed_.in = H;
-        m->embed_.out = c.vocab_size;
-        // Kept in the weight type when it doubles as the tied lm_head; else f32 rows for lookup.
-        m->embed_.set(e, c.tie_word_embeddings && !st.find("lm_head.weight") ? wt : WeightType::F32);
-    }
+    WeightLoader ld(st, opts);
+    // Kept in the weight type when it doubles as the tied lm_head; else f32 rows for lookup.
+    const bool tied = c.tie_word_embeddings && !st.find("lm_head.weight");
+    ld.linear("model.embed_tokens", H, c.vocab_size, false, tied ? wt : WeightType::F32, m->embed_);
     m->layers_.resize(size_t(c.num_layers));
     for (int l = 0; l < c.num_layers; l++) {
         const std::string p = "model.layers." + std::to_string(l);
         LayerWeights& L = m->layers_[size_t(l)];
-        load_tensor(st, p + ".input_layernorm.weight", {H}, L.attn_norm);
-        load_tensor(st, p + ".post_attention_layernorm.weight", {H}, L.mlp_norm);
+        ld.floats(p + ".input_layernorm.weight", {H}, L.attn_norm);
+        ld.floats(p + ".post_attention_layernorm.weight", {H}, L.mlp_norm);
         const std::string a = p + ".self_attn.", f = p + ".mlp.";
-        load_stacked(st, {a + "q_proj", a + "k_proj", a + "v_proj"}, {Q, KV, KV}, H, true, wt, L.qkv);
-        load_linear(st, a + "o_proj", Q, H, false, wt, L.o);
-        load_stacked(st, {f + "gate_proj", f + "up_proj"}, {c.intermediate_size, c.intermediate_size}, H, false, wt,
-                     L.gate_up);
-        load_linear(st, f + "down_proj", c.intermediate_size, H, false, wt, L.down);
+        ld.stacked({a + "q_proj", a + "k_proj", a + "v_proj"}, {Q, KV, KV}, H, true, wt, L.qkv);
+        ld.linear(a + "o_proj", Q, H, false, wt, L.o);
+        ld.stacked({f + "gate_proj", f + "up_proj"}, {c.intermediate_size, c.intermediate_size}, H, false, wt, L.gate_up);
+        ld.linear(f + "down_proj", c.intermediate_size, H, false, wt, L.down);
     }
-    load_tensor(st, "model.norm.weight", {H}, m->final_norm_);
+    ld.floats("model.norm.weight", {H}, m->final_norm_);
     if (st.find("lm_head.weight")) {
-        load_linear(st, "lm_head", H, c.vocab_size, false, wt, m->lm_head_own_);
+        ld.linear("lm_head", H, c.vocab_size, false, wt, m->lm_head_own_);
         m->lm_head_ = &m->lm_head_own_;
     } else if (c.tie_word_embeddings) {
         m->lm_head_ = &m->embed_;

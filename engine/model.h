@@ -3,6 +3,9 @@
 // everything else in loops on the engine's thread pool (thread_pool.h), attention over cache rows
 // [0, attend_len).
 #pragma once
+#include <functional>
+#include <memory>
+#include <utility>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -47,19 +50,38 @@ struct LinearInput {
     std::vector<float> scales;
 };
 
+// An allocator whose resize() leaves new elements uninitialised, for matrices that are filled
+// whole right after: zeroing them first was one more pass over every byte of the weights.
+template <class T>
+struct NoInitAllocator : std::allocator<T> {
+    template <class U>
+    struct rebind {
+        using other = NoInitAllocator<U>;
+    };
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args) {
+        if constexpr (sizeof...(Args) == 0) ::new (static_cast<void*>(p)) U;
+        else ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+};
+
 // A weight matrix [out, in] (row-major, like the checkpoint) and its optional bias.
 struct Linear {
     int in = 0, out = 0;
     WeightType type = WeightType::F32;
     std::vector<float> w;        // F32
-    std::vector<uint16_t> w16;   // BF16
-    std::vector<int8_t> w8;      // INT8, with one scale per row and the row sums (for VNNI)
+    std::vector<uint16_t, NoInitAllocator<uint16_t>> w16;  // BF16
+    std::vector<int8_t, NoInitAllocator<int8_t>> w8;      // INT8, with one scale per row and the row sums (for VNNI)
     std::vector<float> scale;
     std::vector<int32_t> wsum;
     std::vector<float> b;
     bool packed = false;  // w/w16/w8 in the kernels' 16-row panel layout (kernels.h)
     // Stores a float32 [out, in] matrix in `type`.
     void set(const std::vector<float>& m, WeightType type);
+    void set_f32(std::vector<float>&& m);       // the same, keeping m's buffer
+    // BF16 kept as it is (no rounding): rows[r] holds row r's `in` values (little-endian, any
+    // alignment, e.g. inside a mapped file).
+    void set_bf16_rows(const uint8_t* const* rows);
     // y[n, out] = x[n, in] @ w^T (+ b)
     void apply(const float* x, int n, float* y) const;
     // The same in three steps: make room in li for n rows (before a job), convert rows [r0, r1)
@@ -90,6 +112,8 @@ struct LoadOptions {
     // published models: it halves the memory traffic that bounds decoding), f32 for toy models
     // such as the test fixture (exact agreement with the float64 reference).
     std::string weight_type = "auto";
+    // Called after each tensor with the bytes read so far and the checkpoint's total.
+    std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
 class Model {

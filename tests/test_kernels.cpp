@@ -160,6 +160,27 @@ TEST(PackedLayout, SameResultsAsRowMajor) {
     }
 }
 
+// Loading BF16 weights packs them straight from the file's rows (any byte alignment) into the
+// same bytes that converting them to float32 and back and packing in place gives, in the panel
+// layout and row-major (a row count that is not a multiple of 16).
+TEST(PackedLayout, Bf16FromRowsEqualsPackingInPlace) {
+    for (const auto& [in, out] : {std::pair{192, 80}, std::pair{64, 40}}) {
+        Problem p(1, in, out);
+        std::vector<uint16_t> wb(size_t(out) * in);
+        to_bf16(p.w.data(), wb.size(), wb.data());
+        const bool panels = packs_bf16(in, out);
+        std::vector<uint16_t> want = wb;
+        if (panels) pack_bf16(want.data(), in, out);
+        std::vector<uint8_t> file(wb.size() * 2 + 1);  // one byte in: rows at odd addresses
+        std::memcpy(file.data() + 1, wb.data(), wb.size() * 2);
+        std::vector<const uint8_t*> rows;
+        for (int r = 0; r < out; r++) rows.push_back(file.data() + 1 + size_t(r) * in * 2);
+        std::vector<uint16_t> got(wb.size());
+        pack_bf16_rows(rows.data(), in, out, panels, got.data());
+        EXPECT_EQ(got, want) << in << "x" << out << (panels ? " panels" : " row-major");
+    }
+}
+
 // The vectorised exp inside SwiGLU and the attention softmax stays within a few float ulps of
 // std::exp, including where exp over- or underflows; rows of the stacked [gate | up] layout
 // (inter not a multiple of 16, so each row has a scalar tail) land in their own output rows.

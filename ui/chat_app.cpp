@@ -5,6 +5,7 @@
 #define _XOPEN_SOURCE_EXTENDED 1
 #endif
 #include "ui/chat_app.h"
+#include "ui/load_progress.h"
 
 #include <ncursesw/ncurses.h>
 #include <readline/history.h>
@@ -148,6 +149,15 @@ void ensure_ar(App& app, const Sink& sink) {
     LoadOptions lo;
     lo.weight_type = app.opts.dtype;
     const double t0 = now_s();
+    int last_pct = -1;
+    lo.progress = [&](uint64_t done, uint64_t total) {  // on the status line, once a percent has passed
+        const int pct = total > 0 ? int(100.0 * double(done) / double(total)) : 100;
+        if (done >= total || pct == last_pct || now_s() - t0 < 0.5) return;
+        last_pct = pct;
+        WorkerMsg m;
+        m.text = "loading the AR baseline " + dir + " … " + load_progress_text(done, total);
+        sink(std::move(m));
+    };
     app.ar_model = Model::load(dir, lo);
     WorkerMsg loaded;  // replaces the "loading" line, which would otherwise stay up for its 8 s
     loaded.text = "loaded the AR baseline " + app.ar_model->config().name + " in " + fmt(now_s() - t0, 2) + " s";
@@ -867,6 +877,7 @@ int run_chat(const ChatAppOptions& opts) {
         if (opts.model_dir.empty()) throw Error("no model folder given (-m DIR)");
         LoadOptions lo;
         lo.weight_type = opts.dtype;
+        lo.progress = stderr_load_progress(opts.model_dir);
         app.model = Model::load(opts.model_dir, lo);
         app.session = std::make_unique<ChatSession>(*app.model);
         app.tt = TokenText::of(app.model->tokenizer(), app.model->config().eos_token_ids);
