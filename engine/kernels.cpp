@@ -122,15 +122,20 @@ size_t panel_index(int in, int r, int k, int group) {
     return size_t(r / kPanel) * kPanel * in + size_t(k / group) * kPanel * group + size_t(r % kPanel) * group + k % group;
 }
 
+// In place, a panel per chunk on the thread pool (loading; large matrices only).
 template <typename T>
 static void pack_panels(T* w, int in, int out, int group) {
-    std::vector<T> tmp(size_t(kPanel) * in);
-    for (int o0 = 0; o0 < out; o0 += kPanel) {
-        T* p = w + size_t(o0) * in;
-        std::memcpy(tmp.data(), p, tmp.size() * sizeof(T));
-        for (int r = 0; r < kPanel; r++)
-            for (int k = 0; k < in; k++) p[panel_index(in, r, k, group)] = tmp[size_t(r) * in + k];
-    }
+    const bool parallel = long(out) * in >= (1L << 20);
+    std::vector<std::vector<T>> tmp(size_t(parallel ? pool_threads() : 1));
+    parallel_chunks(out / kPanel, parallel, [&](int c, int worker) {
+        std::vector<T>& t = tmp[size_t(worker)];
+        t.resize(size_t(kPanel) * in);
+        T* p = w + size_t(c) * kPanel * in;
+        std::memcpy(t.data(), p, t.size() * sizeof(T));
+        for (int k = 0; k < in; k += group)  // in panel_index order, written front to back
+            for (int r = 0; r < kPanel; r++)
+                for (int g = 0; g < group; g++) *p++ = t[size_t(r) * in + k + g];
+    });
 }
 
 void pack_bf16_rows(const uint8_t* const* rows, int in, int out, bool panels, uint16_t* dst) {

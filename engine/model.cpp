@@ -36,6 +36,14 @@ void Linear::set_bf16_rows(const uint8_t* const* rows) {
     pack_bf16_rows(rows, in, out, packed, w16.data());
 }
 
+// body(r0, r1) over the rows of an [out, in] matrix, on the thread pool when it is large enough to
+// be worth it (loading; every row is converted on its own, so the split never changes a bit).
+template <class Body>
+static void by_rows(int out, int in, Body&& body) {
+    const int grain = std::max(1, (1 << 16) / std::max(1, in));
+    parallel_ranges(out, grain, long(out) * in >= (1L << 20), [&](int r0, int r1, int) { body(r0, r1); });
+}
+
 void Linear::set(const std::vector<float>& m, WeightType t) {
     type = t;
     packed = false;
@@ -48,21 +56,23 @@ void Linear::set(const std::vector<float>& m, WeightType t) {
         if (packed) pack_f32(w.data(), in, out);
     } else if (t == WeightType::BF16) {
         w16.resize(m.size());
-        to_bf16(m.data(), m.size(), w16.data());
+        by_rows(out, in, [&](int r0, int r1) { to_bf16(m.data() + size_t(r0) * in, size_t(r1 - r0) * in, w16.data() + size_t(r0) * in); });
         packed = packs_bf16(in, out);
         if (packed) pack_bf16(w16.data(), in, out);
     } else {
         w8.resize(m.size());
         scale.resize(size_t(out));
         wsum.resize(size_t(out));
-        quantize_rows_int8(m.data(), out, in, w8.data(), scale.data());
         packed = packs_int8(in, out);
         const int covered = packed ? in : in / 64 * 64;  // what the VNNI kernel covers
-        for (int o = 0; o < out; o++) {
-            int32_t s = 0;
-            for (int k = 0; k < covered; k++) s += w8[size_t(o) * in + k];
-            wsum[size_t(o)] = s;
-        }
+        by_rows(out, in, [&](int r0, int r1) {
+            quantize_rows_int8(m.data() + size_t(r0) * in, r1 - r0, in, w8.data() + size_t(r0) * in, scale.data() + r0);
+            for (int o = r0; o < r1; o++) {
+                int32_t s = 0;
+                for (int k = 0; k < covered; k++) s += w8[size_t(o) * in + k];
+                wsum[size_t(o)] = s;
+            }
+        });
         if (packed) pack_int8(w8.data(), in, out);
     }
 }
