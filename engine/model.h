@@ -81,7 +81,8 @@ struct Linear {
     void set_f32(std::vector<float>&& m);       // the same, keeping m's buffer
     // BF16 kept as it is (no rounding): rows[r] holds row r's `in` values (little-endian, any
     // alignment, e.g. inside a mapped file).
-    void set_bf16_rows(const uint8_t* const* rows);
+    // `pack` false keeps the rows row-major (a matrix that is only looked up by rows).
+    void set_bf16_rows(const uint8_t* const* rows, bool pack = true);
     // y[n, out] = x[n, in] @ w^T (+ b)
     void apply(const float* x, int n, float* y) const;
     // The same in three steps: make room in li for n rows (before a job), convert rows [r0, r1)

@@ -5,6 +5,8 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "engine/model.h"
@@ -73,4 +75,39 @@ TEST(Loading, ReportsProgressUpToTheTotal) {
         EXPECT_EQ(calls.back().first, total) << type;
         EXPECT_EQ(calls.back().second, total) << type;
     }
+}
+
+// An untied copy of the demo model (lm_head.weight = the embedding, tie_word_embeddings false):
+// its lm_head is loaded like any matrix and its embedding kept only for row lookups (BF16 rows as
+// in the file), and it computes the same logits as the tied original in bf16 and f32.
+TEST(Loading, UntiedCopyGivesTheLogitsOfTheTiedModel) {
+    const fs::path dir = fs::temp_directory_path() / ("fastdllm_untied_" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+        if (fs::exists(kDemo + "/" + f)) fs::copy_file(kDemo + "/" + f, dir / f);
+    {
+        std::ifstream in(kDemo + "/config.json");
+        nlohmann::json cfg = nlohmann::json::parse(in);
+        cfg["tie_word_embeddings"] = false;
+        std::ofstream(dir / "config.json") << cfg.dump(2);
+    }
+    SafeTensors st = SafeTensors::open_file(kDemo + "/model.safetensors");
+    std::vector<TensorToWrite> out;
+    for (const std::string& n : st.names()) {
+        const TensorView& t = st.get(n);
+        out.push_back({n, t.dtype, t.shape, std::vector<uint8_t>(t.data, t.data + t.nbytes)});
+        if (n == "model.embed_tokens.weight") out.push_back({"lm_head.weight", t.dtype, t.shape, out.back().bytes});
+    }
+    write_safetensors((dir / "model.safetensors").string(), out);
+
+    for (const char* type : {"bf16", "f32"}) {
+        LoadOptions o;
+        o.weight_type = type;
+        auto tied = Model::load(kDemo, o);
+        auto untied = Model::load(dir.string(), o);
+        ASSERT_FALSE(untied->config().tie_word_embeddings);
+        EXPECT_EQ(logits_of(*untied), logits_of(*tied)) << type;
+    }
+    fs::remove_all(dir);
 }
