@@ -203,10 +203,14 @@ TEST(UnmaskPrefix, FillsEachSubBlockLeftToRight) {
                 }
                 ASSERT_FALSE(s.unmasked.empty());
                 const int first = s.unmasked[0].position;
-                if (next >= 0) EXPECT_EQ(first, next) << "a step skipped a masked cell";
+                if (next >= 0) {
+                    EXPECT_EQ(first, next) << "a step skipped a masked cell";
+                }
                 for (size_t i = 0; i < s.unmasked.size(); i++) {
                     EXPECT_EQ(s.unmasked[i].position, first + int(i));
-                    if (i > 0) EXPECT_GT(s.unmasked[i].confidence, o.threshold);
+                    if (i > 0) {
+                        EXPECT_GT(s.unmasked[i].confidence, o.threshold);
+                    }
                 }
                 next = first + int(s.unmasked.size());
             }
