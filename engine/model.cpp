@@ -176,6 +176,7 @@ struct WeightLoader {
             throw file_error(t.file, "tensor " + name + " has shape " + shape_str(t.shape) + ", expected " + shape_str(shape));
         if (t.dtype != DType::F32 && t.dtype != DType::BF16 && t.dtype != DType::F16)
             throw file_error(t.file, "tensor " + name + " has dtype " + dtype_name(t.dtype) + ", expected BF16, F16 or F32");
+        prefetch(t);
         return t;
     }
     void count(const TensorView& t) {

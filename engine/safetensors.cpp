@@ -143,6 +143,13 @@ void to_f32(const TensorView& t, float* out) {
     }
 }
 
+void prefetch(const TensorView& t) {
+    if (!t.data || t.nbytes == 0) return;
+    const uintptr_t page = uintptr_t(sysconf(_SC_PAGESIZE));
+    const uintptr_t a = uintptr_t(t.data) & ~(page - 1), b = uintptr_t(t.data) + t.nbytes;
+    (void)madvise(reinterpret_cast<void*>(a), b - a, MADV_WILLNEED);  // advice only: errors do not matter
+}
+
 // A read-only memory mapping that lives as long as any SafeTensors refers to it.
 class MappedFile {
 public:

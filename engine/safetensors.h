@@ -28,6 +28,10 @@ struct TensorView {
 // Converts any float tensor (F32/F16/BF16/F64) to float32 in `out` (numel floats).
 void to_f32(const TensorView& t, float* out);
 
+// Asks the kernel to start reading a tensor's bytes from disk now (madvise WILLNEED on its pages),
+// so that a cold load reads it in large requests ahead of use instead of a fault at a time.
+void prefetch(const TensorView& t);
+
 class MappedFile;
 
 class SafeTensors {
