@@ -87,7 +87,7 @@ int cmd_generate(int argc, char** argv, int first) {
     p.add({"-m", "--model", "DIR", "model folder (default: the demo dLLM in assets/)",
            [&](const std::string& v) { model_dir = v; }});
     p.add({"-p", "--prompt", "TEXT", "the prompt text", [&](const std::string& v) { prompt = v; have_prompt = true; }});
-    p.add({"-f", "--prompt-file", "FILE", "read the prompt text from FILE",
+    p.add({"-f", "--prompt-file", "FILE", "read the prompt text from FILE (- reads standard input)",
            [&](const std::string& v) { prompt_file = v; have_prompt = true; }});
     p.add({"", "--prompt-ids", "IDS", "the prompt as raw token ids, e.g. 1,2,3",
            [&](const std::string& v) { prompt_ids = parse_id_list("--prompt-ids", v); }});
@@ -110,11 +110,15 @@ int cmd_generate(int argc, char** argv, int first) {
     }
     if (!rest.empty()) throw UsageError{"unexpected argument '" + rest[0] + "' (quote the prompt and pass it with -p)"};
     if (have_prompt == !prompt_ids.empty())
-        throw UsageError{"give exactly one of -p/--prompt, --prompt-file or --prompt-ids"};
+        throw UsageError{"give exactly one of -p/--prompt, --prompt-file (- for standard input) or --prompt-ids"};
     if (chat && !prompt_ids.empty()) throw UsageError{"--chat wraps text; it cannot be used with --prompt-ids"};
     if (trace && !as_json) throw UsageError{"--trace needs --json"};
     if (flags.mode == "compare") throw UsageError{"--mode compare is a chat mode; generate takes ar or diffusion"};
-    if (!prompt_file.empty()) {
+    if (prompt_file == "-") {
+        std::stringstream ss;
+        ss << std::cin.rdbuf();
+        prompt = ss.str();
+    } else if (!prompt_file.empty()) {
         std::ifstream in(prompt_file, std::ios::binary);
         if (!in) throw file_error(prompt_file, "cannot read");
         std::stringstream ss;

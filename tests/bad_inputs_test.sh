@@ -143,7 +143,7 @@ bad "$S" "unknown unmasking rule" 2 "--unmask: expected confidence or prefix" "$
 bad "$S" "unknown decoding mode" 2 "--mode: expected ar or diffusion" "$BIN" generate -m "$TINY" -p hi --mode beam
 bad "$S" "sub-block does not divide the block" 2 "must divide the block size" "$BIN" generate -m "$TINY" -p hi --sub-block-size 5
 bad "$S" "fewer new tokens than a block" 1 "must be at least the block size" "$BIN" generate -m "$TINY" -p hi -n 8 --mode diffusion
-bad "$S" "no prompt" 2 "give exactly one of -p/--prompt, --prompt-file or --prompt-ids" "$BIN" generate -m "$TINY"
+bad "$S" "no prompt" 2 "give exactly one of -p/--prompt, --prompt-file (- for standard input) or --prompt-ids" "$BIN" generate -m "$TINY"
 bad "$S" "two prompts" 2 "give exactly one of" "$BIN" generate -m "$TINY" -p hi --prompt-ids 1,2
 bad "$S" "unquoted prompt" 2 "unexpected argument 'world'" "$BIN" generate -m "$TINY" -p hello world
 bad "$S" "--trace without --json" 2 "--trace needs --json" "$BIN" generate -m "$TINY" -p hi --trace

@@ -35,6 +35,8 @@ out=$("$BIN" tokenize --tokenizer "$FIX/tokenizer-qwen2.5/tokenizer.json" --json
 check "tokenize --json" '[ "$out" = "{\"ids\":[9707,1879]}" ]'
 out=$("$BIN" tokenize -m "$FIX/tiny/model" "<|im_start|>user")
 check "tokenize ids list" '[[ "$out" =~ ^381(,[0-9]+)+$ ]]'
+out=$(printf 'What is 5 + 7?' | "$BIN" generate -m "$SRC/assets/models/demo-dllm" --chat -f - 2>/dev/null)
+check "prompt from standard input (-f -)" '[ "$out" = "5 + 7 = 12." ]'
 out=$("$BIN" --version)
 check "--version" 'grep -qE "^fastdllm [0-9]+\.[0-9]+\.[0-9]+$" <<<"$out" && grep -q "^kernels: " <<<"$out"'
 out=$(FASTDLLM_KERNELS=portable "$BIN" --version)
