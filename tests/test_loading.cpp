@@ -111,3 +111,17 @@ TEST(Loading, UntiedCopyGivesTheLogitsOfTheTiedModel) {
     }
     fs::remove_all(dir);
 }
+
+// Weight matrices of 2 MB or more start on a 2 MB boundary (where a transparent huge page can
+// back them); small ones come from malloc. Both are freed the same way.
+TEST(Loading, LargeWeightBuffersAreHugePageAligned) {
+    void* big = allocate_weights((size_t(3) << 20) + 5);
+    void* small = allocate_weights(1000);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(big) % (size_t(2) << 20), 0u);
+    EXPECT_NE(small, nullptr);
+    std::memset(big, 1, (size_t(3) << 20) + 5);
+    free_weights(big);
+    free_weights(small);
+    std::vector<uint16_t, WeightAllocator<uint16_t>> v(size_t(2) << 20);  // 4 MB
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(v.data()) % (size_t(2) << 20), 0u);
+}
