@@ -54,7 +54,7 @@ struct LinearInput {
 // whole right after; zeroing them first was one more pass over every byte of the weights), and a
 // matrix of 2 MB or more is placed on 2 MB boundaries with transparent huge pages asked for
 // (weight_memory.cpp): one-token passes stream every weight, and with 4 KB pages they ran slower
-// in 11 of 14 alternating runs at the 1.5B shape.
+// in 12 of 16 alternating pairs at the 1.5B shape.
 void* allocate_weights(size_t bytes);
 void free_weights(void* p);
 
