@@ -114,15 +114,14 @@ int cmd_generate(int argc, char** argv, int first) {
     if (chat && !prompt_ids.empty()) throw UsageError{"--chat wraps text; it cannot be used with --prompt-ids"};
     if (trace && !as_json) throw UsageError{"--trace needs --json"};
     if (flags.mode == "compare") throw UsageError{"--mode compare is a chat mode; generate takes ar or diffusion"};
-    if (prompt_file == "-") {
+    if (!prompt_file.empty()) {
+        std::ifstream file;
+        if (prompt_file != "-") {
+            file.open(prompt_file, std::ios::binary);
+            if (!file) throw file_error(prompt_file, "cannot read");
+        }
         std::stringstream ss;
-        ss << std::cin.rdbuf();
-        prompt = ss.str();
-    } else if (!prompt_file.empty()) {
-        std::ifstream in(prompt_file, std::ios::binary);
-        if (!in) throw file_error(prompt_file, "cannot read");
-        std::stringstream ss;
-        ss << in.rdbuf();
+        ss << (prompt_file == "-" ? std::cin.rdbuf() : file.rdbuf());
         prompt = ss.str();
     }
     if (model_dir.empty()) model_dir = default_model_dir();

@@ -149,15 +149,11 @@ void ensure_ar(App& app, const Sink& sink) {
     LoadOptions lo;
     lo.weight_type = app.opts.dtype;
     const double t0 = now_s();
-    int last_pct = -1;
-    lo.progress = [&](uint64_t done, uint64_t total) {  // on the status line, once a percent has passed
-        const int pct = total > 0 ? int(100.0 * double(done) / double(total)) : 100;
-        if (done >= total || pct == last_pct || now_s() - t0 < 0.5) return;
-        last_pct = pct;
+    lo.progress = load_progress([&](const std::string& text) {  // on the status line
         WorkerMsg m;
-        m.text = "loading the AR baseline " + dir + " … " + load_progress_text(done, total);
+        m.text = "loading the AR baseline " + dir + " … " + text;
         sink(std::move(m));
-    };
+    });
     app.ar_model = Model::load(dir, lo);
     WorkerMsg loaded;  // replaces the "loading" line, which would otherwise stay up for its 8 s
     loaded.text = "loaded the AR baseline " + app.ar_model->config().name + " in " + fmt(now_s() - t0, 2) + " s";

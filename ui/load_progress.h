@@ -8,12 +8,14 @@
 
 namespace fdl::ui {
 
-// For LoadOptions::progress: "loading NAME: 45% (1.4 of 3.1 GB)" on stderr, rewritten in place,
-// once the load has taken half a second (the demo models load in milliseconds and show nothing),
-// and erased when the last tensor is in. Nothing when stderr is not a terminal.
-std::function<void(uint64_t done, uint64_t total)> stderr_load_progress(const std::string& name);
+// For LoadOptions::progress: calls show("45% (1.4 of 3.1 GB)") once the load has taken half a
+// second (the demo models load in milliseconds and show nothing) and then once per percent, and
+// finished() at the end if anything was shown.
+std::function<void(uint64_t done, uint64_t total)> load_progress(std::function<void(const std::string&)> show,
+                                                                 std::function<void()> finished = {});
 
-// "45% (1.4 of 3.1 GB)"
-std::string load_progress_text(uint64_t done, uint64_t total);
+// The same as "loading NAME: 45% (1.4 of 3.1 GB)" on stderr, rewritten in place and erased at
+// the end. Nothing when stderr is not a terminal.
+std::function<void(uint64_t done, uint64_t total)> stderr_load_progress(const std::string& name);
 
 }  // namespace fdl::ui
