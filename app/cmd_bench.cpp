@@ -9,24 +9,27 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
-#include "ui/load_progress.h"
-#include "engine/decode_util.h"
-#include "engine/kernels.h"
-#include "engine/machine_probe.h"
-#include "engine/random_model.h"
-#include "engine/threads.h"
+#include "engine/model/load_progress.h"
+#include "engine/decode/decode_util.h"
+#include "engine/kernels/kernels.h"
+#include "engine/testing/machine_probe.h"
+#include "engine/testing/random_model.h"
+#include "engine/parallel/threads.h"
 
 namespace fdl::cli {
 
 int cmd_bench(int argc, char** argv, int first) {
-    std::string model_dir, shape, dtype = "auto", csv_path, tokens_arg = "1,8,16,32,512";
+    std::optional<WeightType> dtype;
+    std::string model_dir, shape, csv_path, tokens_arg = "1,8,16,32,512";
     int reps = 5, context = 64, threads = 0;
     bool machine = false, as_json = false;
     ArgParser p("bench", "(-m DIR | --shape NAME) [--dtype T] [--tokens 1,8,16,32,512] [--machine]");
     p.add({"-m", "--model", "DIR", "model folder to time", [&](const std::string& v) { model_dir = v; }});
     p.add({"", "--shape", "NAME", "random weights in a published shape: qwen2.5-0.5b | qwen2.5-1.5b | qwen2.5-7b",
            [&](const std::string& v) { shape = v; }});
-    p.add({"", "--dtype", "T", "weights in memory: auto | f32 | bf16 | int8", [&](const std::string& v) { dtype = v; }});
+    p.add({"", "--dtype", "T", "weights in memory: auto | f32 | bf16 | int8", [&](const std::string& v) {
+               if (!parse_weight_type(v, dtype)) throw UsageError{"--dtype: expected auto, f32, bf16 or int8, got '" + v + "'"};
+           }});
     p.add({"", "--tokens", "LIST", "tokens per pass to time (default 1,8,16,32,512: AR, sub-block, dual-overlap, block and prompt passes)", [&](const std::string& v) { tokens_arg = v; }});
     p.add({"", "--reps", "N", "timed passes per size; the median is reported (default 5)",
            [&](const std::string& v) { reps = parse_int("--reps", v, 1, 1000); }});
@@ -64,9 +67,7 @@ int cmd_bench(int argc, char** argv, int first) {
     if (!shape.empty()) {
         ModelConfig c;
         if (!published_shape(shape, true, c)) throw UsageError{"--shape: unknown shape '" + shape + "'"};
-        WeightType wt = dtype == "f32" ? WeightType::F32 : dtype == "int8" ? WeightType::INT8 : WeightType::BF16;
-        if (dtype != "auto" && dtype != "f32" && dtype != "bf16" && dtype != "int8")
-            throw UsageError{"--dtype: expected auto, f32, bf16 or int8"};
+        const WeightType wt = dtype.value_or(WeightType::BF16);
         std::fprintf(stderr, "building a random %s model in memory (%s)...\n", shape.c_str(), weight_type_name(wt));
         model = Model::random(c, wt);
         name = shape;
@@ -74,7 +75,7 @@ int cmd_bench(int argc, char** argv, int first) {
         LoadOptions lo;
         lo.weight_type = dtype;
         lo.load_tokenizer = false;
-        lo.progress = ui::stderr_load_progress(model_dir);
+        lo.progress = stderr_load_progress(model_dir);
         model = Model::load(model_dir, lo);
         name = model->config().name;
     }

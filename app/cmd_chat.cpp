@@ -3,8 +3,8 @@
 #include <sys/stat.h>
 
 #include "app/commands.h"
-#include "engine/error.h"
-#include "engine/model_config.h"
+#include "engine/io/error.h"
+#include "engine/model/model_config.h"
 #ifdef FASTDLLM_HAVE_UI
 #include "ui/chat_app.h"
 #include "ui/commands.h"

@@ -8,10 +8,10 @@
 #include <sstream>
 
 #include "app/commands.h"
-#include "ui/load_progress.h"
-#include "engine/chat_session.h"
-#include "engine/decode_util.h"
-#include "engine/error.h"
+#include "engine/model/load_progress.h"
+#include "engine/chat/chat_session.h"
+#include "engine/decode/decode_util.h"
+#include "engine/io/error.h"
 
 namespace fdl::cli {
 
@@ -128,7 +128,7 @@ int cmd_generate(int argc, char** argv, int first) {
 
     LoadOptions lo;
     lo.weight_type = flags.dtype;
-    lo.progress = ui::stderr_load_progress(model_dir);
+    lo.progress = stderr_load_progress(model_dir);
     auto model = Model::load(model_dir, lo);
     const int threads = finish_decode_flags(flags, model->config().is_diffusion, model->config().bd_size);
     GenerateOptions& opts = flags.gen;

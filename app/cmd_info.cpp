@@ -4,9 +4,9 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
-#include "ui/load_progress.h"
-#include "engine/model.h"
-#include "engine/safetensors.h"
+#include "engine/model/load_progress.h"
+#include "engine/model/model.h"
+#include "engine/io/safetensors.h"
 
 namespace fdl::cli {
 
@@ -24,7 +24,7 @@ int cmd_info(int argc, char** argv, int first) {
     if (!rest.empty()) throw UsageError{"unexpected argument '" + rest[0] + "'"};
     if (model_dir.empty()) model_dir = default_model_dir();
     LoadOptions lo;
-    lo.progress = ui::stderr_load_progress(model_dir);
+    lo.progress = stderr_load_progress(model_dir);
     auto model = Model::load(model_dir, lo);
     const ModelConfig& c = model->config();
     SafeTensors st = SafeTensors::open_model_dir(model_dir);

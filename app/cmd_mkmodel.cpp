@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "app/commands.h"
-#include "engine/random_model.h"
+#include "engine/testing/random_model.h"
 
 namespace fdl::cli {
 

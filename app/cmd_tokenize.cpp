@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "app/commands.h"
-#include "engine/tokenizer.h"
+#include "engine/tokenizer/tokenizer.h"
 
 namespace fdl::cli {
 

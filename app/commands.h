@@ -3,7 +3,8 @@
 #include <string>
 
 #include "app/args.h"
-#include "engine/generate.h"
+#include "app/model_dir.h"
+#include "engine/decode/generate.h"
 
 namespace fdl::cli {
 
@@ -19,13 +20,10 @@ struct DecodeFlags {
     GenerateOptions gen;
     std::string mode;     // as given ("" = the model's natural mode)
     int threads = 0;
-    std::string dtype = "auto";  // weights in memory: auto | f32 | bf16 | int8
+    std::optional<WeightType> dtype;  // weights in memory (empty: auto)
 };
 void add_decode_flags(ArgParser& p, DecodeFlags& f);
 // Resolves "" mode to the model's kind and applies the thread count. Returns the thread count.
 int finish_decode_flags(DecodeFlags& f, bool model_is_diffusion, int model_block_size);
-
-// The default chat model: assets/models/demo-dllm from the source tree or beside the binary.
-std::string default_model_dir();
 
 }  // namespace fdl::cli

@@ -1,7 +1,7 @@
 #include <climits>
 
 #include "app/commands.h"
-#include "engine/threads.h"
+#include "engine/parallel/threads.h"
 
 namespace fdl::cli {
 
@@ -38,9 +38,8 @@ void add_decode_flags(ArgParser& p, DecodeFlags& f) {
            [&g](const std::string& v) { g.sampling.seed = parse_u64("--seed", v); }});
     p.add({"", "--dtype", "T", "weights in memory: auto (bf16 above 1M parameters, else f32) | f32 | bf16 | int8",
            [&f](const std::string& v) {
-               if (v != "auto" && v != "f32" && v != "bf16" && v != "int8")
+               if (!parse_weight_type(v, f.dtype))
                    throw UsageError{"--dtype: expected auto, f32, bf16 or int8, got '" + v + "'"};
-               f.dtype = v;
            }});
     p.add({"-t", "--threads", "N", "CPU threads (default: physical cores)",
            [&f](const std::string& v) { f.threads = parse_int("--threads", v, 1, 1024); }});

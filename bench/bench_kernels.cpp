@@ -6,8 +6,8 @@
 
 #include <random>
 
-#include "engine/model.h"
-#include "engine/threads.h"
+#include "engine/model/model.h"
+#include "engine/parallel/threads.h"
 
 namespace {
 

@@ -61,7 +61,7 @@ mkdir -p "$tmp/empty"
 bad "$S" "empty folder" 1 "config.json: missing (is this a model folder?)" "$BIN" info -m "$tmp/empty"
 
 m=$(model badjson); echo '{"architectures": [' > "$m/config.json"
-bad "$S" "config.json is not JSON" 1 "config.json: bad JSON" "$BIN" info -m "$m"
+bad "$S" "config.json is not JSON" 1 "config.json: invalid JSON" "$BIN" info -m "$m"
 m=$(model arch); echo '{"architectures": ["LlamaForCausalLM"]}' > "$m/config.json"
 bad "$S" "unsupported architecture" 1 "unknown architecture \"LlamaForCausalLM\"" "$BIN" info -m "$m"
 m=$(model heads); sed -i 's/"num_attention_heads": 4/"num_attention_heads": 0/' "$m/config.json"
@@ -107,7 +107,7 @@ json.dump({"metadata": {}, "weight_map": wm}, open(d + "/model.safetensors.index
 PY
 bad "$S" "an index naming a missing shard" 1 "names shard model-00002-of-00002.safetensors, which is missing" "$BIN" info -m "$m"
 echo '{"weight_map": ' > "$m/model.safetensors.index.json"
-bad "$S" "an index that is not JSON" 1 "model.safetensors.index.json: bad JSON" "$BIN" info -m "$m"
+bad "$S" "an index that is not JSON" 1 "model.safetensors.index.json: invalid JSON" "$BIN" info -m "$m"
 m=$(model notok); rm "$m/tokenizer.json"
 bad "$S" "no tokenizer.json" 1 "tokenizer.json: cannot open" "$BIN" info -m "$m"
 m=$(model badtok); echo '{"model": {"type": "Unigram"}}' > "$m/tokenizer.json"

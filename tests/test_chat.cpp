@@ -6,9 +6,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "engine/chat_session.h"
-#include "engine/error.h"
-#include "engine/model_config.h"
+#include "engine/chat/chat_session.h"
+#include "engine/io/error.h"
+#include "engine/model/model_config.h"
 
 using namespace fdl;
 

@@ -10,11 +10,12 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "engine/chat_session.h"
-#include "engine/error.h"
+#include "engine/io/files.h"
+#include "engine//chat/chat_session.h"
+#include "engine/io/error.h"
 #include "tests/model_copy_fixture.h"
-#include "engine/generate.h"
-#include "engine/safetensors.h"
+#include "engine/decode/generate.h"
+#include "engine/io/safetensors.h"
 
 using namespace fdl;
 namespace fs = std::filesystem;
@@ -114,7 +115,7 @@ TEST_F(Faults, WeightsPathIsAFolder) {
 TEST_F(Faults, IndexWithBadJson) {
     shard();
     write("model.safetensors.index.json", "{\"weight_map\": {");
-    EXPECT_TRUE(has(load_error(), "model.safetensors.index.json: bad JSON"));
+    EXPECT_TRUE(has(load_error(), "model.safetensors.index.json: invalid JSON"));
 }
 
 TEST_F(Faults, IndexWithoutWeightMap) {

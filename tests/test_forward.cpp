@@ -4,10 +4,10 @@
 #include <cmath>
 #include <cstring>
 
-#include "engine/error.h"
+#include "engine/io/error.h"
 
-#include "engine/model.h"
-#include "engine/safetensors.h"
+#include "engine/model/model.h"
+#include "engine/io/safetensors.h"
 
 using namespace fdl;
 

@@ -8,9 +8,9 @@
 #include <random>
 #include <vector>
 
-#include "engine/kernels.h"
-#include "engine/model.h"
-#include "engine/safetensors.h"
+#include "engine/kernels/kernels.h"
+#include "engine/model/model.h"
+#include "engine/io/safetensors.h"
 
 using namespace fdl;
 
@@ -327,7 +327,7 @@ TEST(WeightTypes, TinyModelLogitsStayClose) {
     }
     std::vector<float> want(size_t(48) * 396);
     to_f32(ex.get("block16.logits"), want.data());
-    for (const char* type : {"bf16", "int8"}) {
+    for (WeightType type : {WeightType::BF16, WeightType::INT8}) {
         LoadOptions o;
         o.weight_type = type;
         auto m = Model::load(FIXTURES_DIR "/tiny/model", o);
@@ -341,6 +341,6 @@ TEST(WeightTypes, TinyModelLogitsStayClose) {
             mx = std::max(mx, double(std::fabs(want[i])));
         }
         // Logits reach ~30 here; reduced precision may move them by a few percent of that.
-        EXPECT_LT(e / mx, 0.05) << type;
+        EXPECT_LT(e / mx, 0.05) << weight_type_name(type);
     }
 }

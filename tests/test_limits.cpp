@@ -8,9 +8,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "engine/error.h"
-#include "engine/generate.h"
-#include "engine/memory.h"
+#include "engine/io/error.h"
+#include "engine/decode/generate.h"
+#include "engine/io/memory.h"
 
 using namespace fdl;
 namespace fs = std::filesystem;

@@ -5,10 +5,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "engine/error.h"
+#include "engine/io/error.h"
 #include "tests/model_copy_fixture.h"
-#include "engine/model.h"
-#include "engine/safetensors.h"
+#include "engine/model/model.h"
+#include "engine/io/safetensors.h"
 
 using namespace fdl;
 namespace fs = std::filesystem;
@@ -72,7 +72,7 @@ TEST_F(LoadErrors, MissingConfig) {
 
 TEST_F(LoadErrors, BadJsonConfig) {
     write("config.json", "{\"architectures\": [");
-    EXPECT_ERROR_HAS(load_error(), "config.json", "bad JSON");
+    EXPECT_ERROR_HAS(load_error(), "config.json", "invalid JSON");
 }
 
 TEST_F(LoadErrors, UnknownArchitecture) {

@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
-#include "engine/model.h"
-#include "engine/safetensors.h"
+#include "engine/model/model.h"
+#include "engine/io/safetensors.h"
 
 using namespace fdl;
 namespace fs = std::filesystem;
@@ -52,7 +52,7 @@ TEST(Loading, Bf16FileGivesTheModelOfItsFloat32Copy) {
     write_safetensors((dir / "model.safetensors").string(), out);
 
     LoadOptions o;
-    o.weight_type = "bf16";
+    o.weight_type = WeightType::BF16;
     auto direct = Model::load(kDemo, o);
     auto via_f32 = Model::load(dir.string(), o);
     EXPECT_EQ(logits_of(*direct), logits_of(*via_f32));
@@ -61,7 +61,7 @@ TEST(Loading, Bf16FileGivesTheModelOfItsFloat32Copy) {
 
 // Progress: called once per tensor, never backwards, ending at the checkpoint's total bytes.
 TEST(Loading, ReportsProgressUpToTheTotal) {
-    for (const char* type : {"bf16", "f32", "int8"}) {
+    for (WeightType type : {WeightType::BF16, WeightType::F32, WeightType::INT8}) {
         LoadOptions o;
         o.weight_type = type;
         std::vector<std::pair<uint64_t, uint64_t>> calls;
@@ -70,10 +70,10 @@ TEST(Loading, ReportsProgressUpToTheTotal) {
         SafeTensors st = SafeTensors::open_file(kDemo + "/model.safetensors");
         uint64_t total = 0;
         for (const std::string& n : st.names()) total += st.get(n).nbytes;
-        ASSERT_EQ(calls.size(), st.names().size()) << type;
-        for (size_t i = 1; i < calls.size(); i++) EXPECT_GT(calls[i].first, calls[i - 1].first) << type;
-        EXPECT_EQ(calls.back().first, total) << type;
-        EXPECT_EQ(calls.back().second, total) << type;
+        ASSERT_EQ(calls.size(), st.names().size()) << weight_type_name(type);
+        for (size_t i = 1; i < calls.size(); i++) EXPECT_GT(calls[i].first, calls[i - 1].first) << weight_type_name(type);
+        EXPECT_EQ(calls.back().first, total) << weight_type_name(type);
+        EXPECT_EQ(calls.back().second, total) << weight_type_name(type);
     }
 }
 
@@ -101,13 +101,13 @@ TEST(Loading, UntiedCopyGivesTheLogitsOfTheTiedModel) {
     }
     write_safetensors((dir / "model.safetensors").string(), out);
 
-    for (const char* type : {"bf16", "f32"}) {
+    for (WeightType type : {WeightType::BF16, WeightType::F32}) {
         LoadOptions o;
         o.weight_type = type;
         auto tied = Model::load(kDemo, o);
         auto untied = Model::load(dir.string(), o);
         ASSERT_FALSE(untied->config().tie_word_embeddings);
-        EXPECT_EQ(logits_of(*untied), logits_of(*tied)) << type;
+        EXPECT_EQ(logits_of(*untied), logits_of(*tied)) << weight_type_name(type);
     }
     fs::remove_all(dir);
 }

@@ -5,8 +5,8 @@
 
 #include <filesystem>
 
-#include "engine/generate.h"
-#include "engine/random_model.h"
+#include "engine/decode/generate.h"
+#include "engine/testing/random_model.h"
 
 using namespace fdl;
 namespace fs = std::filesystem;

@@ -6,8 +6,8 @@
 #include <random>
 #include <vector>
 
-#include "engine/kernels.h"
-#include "engine/sampler.h"
+#include "engine/kernels/kernels.h"
+#include "engine/decode/sampler.h"
 
 using namespace fdl;
 

@@ -10,10 +10,10 @@
 #include <thread>
 #include <vector>
 
-#include "engine/kv_cache.h"
-#include "engine/model.h"
-#include "engine/thread_pool.h"
-#include "engine/threads.h"
+#include "engine/model/kv_cache.h"
+#include "engine/model/model.h"
+#include "engine/parallel/thread_pool.h"
+#include "engine/parallel/threads.h"
 
 using namespace fdl;
 
@@ -159,7 +159,7 @@ TEST(ThreadPool, WakesAfterSleeping) {
 // and int8 (f32 may go through OpenBLAS on CPUs without AVX-512).
 TEST(ThreadPool, ForwardPassSameAtEveryThreadCount) {
     RestoreThreads restore;
-    for (const char* dtype : {"bf16", "int8"}) {
+    for (WeightType dtype : {WeightType::BF16, WeightType::INT8}) {
         LoadOptions o;
         o.weight_type = dtype;
         o.load_tokenizer = false;
@@ -182,7 +182,7 @@ TEST(ThreadPool, ForwardPassSameAtEveryThreadCount) {
         for (int threads : {2, 3}) {
             const std::vector<float> got = run(threads);
             ASSERT_EQ(got.size(), ref.size());
-            EXPECT_EQ(std::memcmp(got.data(), ref.data(), ref.size() * sizeof(float)), 0) << dtype << ", " << threads << " threads";
+            EXPECT_EQ(std::memcmp(got.data(), ref.data(), ref.size() * sizeof(float)), 0) << weight_type_name(dtype) << ", " << threads << " threads";
         }
     }
 }

@@ -11,9 +11,9 @@
 #include <mutex>
 #include <thread>
 
-#include "engine/chat_session.h"
-#include "engine/error.h"
-#include "engine/generate.h"
+#include "engine/chat/chat_session.h"
+#include "engine/io/error.h"
+#include "engine/decode/generate.h"
 
 using namespace fdl;
 

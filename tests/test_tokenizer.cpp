@@ -18,8 +18,8 @@
 #include <unistd.h>
 #include <vector>
 
-#include "engine/error.h"
-#include "engine/tokenizer.h"
+#include "engine/io/error.h"
+#include "engine/tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;

@@ -5,7 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "engine/generate.h"
+#include "engine/decode/generate.h"
 
 using namespace fdl;
 using json = nlohmann::json;

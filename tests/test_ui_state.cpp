@@ -6,11 +6,11 @@
 #include <clocale>
 #include <memory>
 
-#include "engine/chat_session.h"
-#include "engine/error.h"
-#include "engine/generate.h"
-#include "engine/model.h"
-#include "engine/tokenizer.h"
+#include "engine/chat/chat_session.h"
+#include "engine/io/error.h"
+#include "engine/decode/generate.h"
+#include "engine/model/model.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "ui/commands.h"
 #include "ui/renderer.h"
 #include "ui/text.h"

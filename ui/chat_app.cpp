@@ -5,7 +5,7 @@
 #define _XOPEN_SOURCE_EXTENDED 1
 #endif
 #include "ui/chat_app.h"
-#include "ui/load_progress.h"
+#include "engine/model/load_progress.h"
 
 #include <ncursesw/ncurses.h>
 #include <readline/history.h>
@@ -29,9 +29,10 @@
 #include <sstream>
 #include <thread>
 
-#include "engine/chat_session.h"
-#include "engine/error.h"
-#include "engine/model.h"
+#include "engine/chat/chat_session.h"
+#include "engine/io/error.h"
+#include "engine/io/files.h"
+#include "engine/model/model.h"
 #include "ui/commands.h"
 #include "ui/line_input.h"
 #include "ui/renderer.h"
@@ -72,14 +73,6 @@ std::string expand_home(const std::string& path) {
         if (h) return std::string(h) + path.substr(1);
     }
     return path;
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw file_error(path, "cannot open");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return ss.str();
 }
 
 // The conversation as JSON. Typed text may hold invalid UTF-8: it is saved as U+FFFD.

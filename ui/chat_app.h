@@ -3,7 +3,7 @@
 #pragma once
 #include <string>
 
-#include "engine/generate.h"
+#include "engine/decode/generate.h"
 
 namespace fdl {
 
@@ -19,7 +19,7 @@ struct ChatAppOptions {
     bool resume = false;       // --resume: continue the last saved session
     std::string session_file;  // --session FILE ("" = <data dir>/fastdllm/session.json)
     int threads = 0;           // already applied by the app; shown in the status bar
-    std::string dtype = "auto"; // weights in memory (LoadOptions::weight_type)
+    std::optional<WeightType> dtype;  // weights in memory (LoadOptions::weight_type; empty: auto)
     int history_turns = -2;    // --history: earlier exchanges in each prompt (-1 all; -2 = the model's default)
 };
 

@@ -5,7 +5,7 @@
 #include <filesystem>
 #include <system_error>
 
-#include "engine/error.h"
+#include "engine/io/error.h"
 
 namespace fdl::ui {
 

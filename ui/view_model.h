@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/decode_events.h"
-#include "engine/generate.h"
+#include "engine/decode/decode_events.h"
+#include "engine/decode/generate.h"
 
 namespace fdl {
 class Tokenizer;

@@ -8,7 +8,7 @@
 
 #include "app/args.h"
 #include "app/commands.h"
-#include "engine/error.h"
+#include "engine/io/error.h"
 #include "fuzz_util.h"
 
 using namespace fdl::cli;

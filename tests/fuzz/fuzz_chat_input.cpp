@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include "engine/error.h"
+#include "engine/io/error.h"
 #include "fuzz_util.h"
 #include "ui/commands.h"
 #include "ui/text.h"

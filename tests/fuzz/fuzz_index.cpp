@@ -5,8 +5,8 @@
 #include <cstring>
 #include <vector>
 
-#include "engine/error.h"
-#include "engine/safetensors.h"
+#include "engine/io/error.h"
+#include "engine/io/safetensors.h"
 #include "fuzz_util.h"
 
 namespace {

@@ -4,8 +4,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "engine/error.h"
-#include "engine/safetensors.h"
+#include "engine/io/error.h"
+#include "engine/io/safetensors.h"
 #include "fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "engine/chat_session.h"
-#include "engine/error.h"
+#include "engine/chat/chat_session.h"
+#include "engine/io/error.h"
 #include "fuzz_util.h"
 
 namespace {

@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "engine/error.h"
-#include "engine/tokenizer.h"
+#include "engine/io/error.h"
+#include "engine/tokenizer/tokenizer.h"
 #include "fuzz_util.h"
 
 namespace {

@@ -1,0 +1,101 @@
+// Request set-up shared by both decoders: option checks, names, dispatch.
+#include "engine/decode/generate.h"
+
+#include "engine/io/error.h"
+
+namespace fdl {
+
+GenerateResult generate_ar(Model& model, KVCache& cache, const std::vector<int32_t>& prompt,
+                           const GenerateOptions& opts, const EventCallback& on_event, const std::atomic<bool>* cancel);
+GenerateResult generate_diffusion(Model& model, KVCache& cache, const std::vector<int32_t>& prompt,
+                                  const GenerateOptions& opts, const EventCallback& on_event,
+                                  const std::atomic<bool>* cancel);
+
+const char* step_kind_name(StepKind k) {
+    switch (k) {
+        case StepKind::Prefill: return "prefill";
+        case StepKind::Block: return "block";
+        case StepKind::SubBlock: return "subblock";
+        case StepKind::Commit: return "commit";
+        case StepKind::Decode: return "decode";
+    }
+    return "?";
+}
+
+const char* cache_mode_name(CacheMode m) {
+    switch (m) {
+        case CacheMode::None: return "none";
+        case CacheMode::Prefix: return "prefix";
+        case CacheMode::Dual: return "dual";
+        case CacheMode::DualOverlap: return "dual-overlap";
+    }
+    return "?";
+}
+
+const char* decode_mode_name(DecodeMode m) { return m == DecodeMode::AR ? "ar" : "diffusion"; }
+
+const char* unmask_order_name(UnmaskOrder u) { return u == UnmaskOrder::Prefix ? "prefix" : "confidence"; }
+
+bool parse_unmask_order(const std::string& s, UnmaskOrder& out) {
+    if (s == "confidence") out = UnmaskOrder::Confidence;
+    else if (s == "prefix") out = UnmaskOrder::Prefix;
+    else return false;
+    return true;
+}
+
+bool parse_cache_mode(const std::string& s, CacheMode& out) {
+    if (s == "none") out = CacheMode::None;
+    else if (s == "prefix") out = CacheMode::Prefix;
+    else if (s == "dual") out = CacheMode::Dual;
+    else if (s == "dual-overlap") out = CacheMode::DualOverlap;
+    else return false;
+    return true;
+}
+
+bool parse_decode_mode(const std::string& s, DecodeMode& out) {
+    if (s == "ar") out = DecodeMode::AR;
+    else if (s == "diffusion") out = DecodeMode::Diffusion;
+    else return false;
+    return true;
+}
+
+void GenerateOptions::validate() const {
+    if (max_new_tokens < 1) throw Error("max new tokens must be at least 1");
+    if (sampling.temperature < 0) throw Error("temperature must be >= 0");
+    if (!(sampling.top_p > 0 && sampling.top_p <= 1)) throw Error("top-p must be in (0, 1]");
+    if (sampling.top_k < 0) throw Error("top-k must be >= 0");
+    if (mode == DecodeMode::Diffusion) {
+        if (block_size < 1 || block_size > 1024) throw Error("block size must be in [1, 1024]");
+        if (sub_block_size < 1 || block_size % sub_block_size != 0)
+            throw Error("sub-block size " + std::to_string(sub_block_size) + " must divide the block size " +
+                        std::to_string(block_size));
+        if (!(threshold >= 0 && threshold <= 1)) throw Error("threshold must be in [0, 1]");
+        if (max_new_tokens < block_size)
+            throw Error("max new tokens (" + std::to_string(max_new_tokens) + ") must be at least the block size (" +
+                        std::to_string(block_size) + "): diffusion decodes whole blocks");
+    }
+}
+
+int64_t max_prompt_tokens(const ModelConfig& config, const GenerateOptions& opts) {
+    return int64_t(config.max_position_embeddings) - opts.max_new_tokens - 2 * int64_t(opts.block_size);
+}
+
+GenerateResult generate(Model& model, KVCache& cache, const std::vector<int32_t>& prompt, const GenerateOptions& opts,
+                        const EventCallback& on_event, const std::atomic<bool>* cancel) {
+    opts.validate();
+    if (prompt.empty()) throw Error("the prompt is empty");
+    const int vocab = model.config().vocab_size;
+    for (int32_t t : prompt)
+        if (t < 0 || t >= vocab)
+            throw Error("prompt token id " + std::to_string(t) + " is outside the vocabulary (0.." +
+                        std::to_string(vocab - 1) + ")");
+    if (int64_t(prompt.size()) > max_prompt_tokens(model.config(), opts))
+        throw Error("prompt (" + std::to_string(prompt.size()) + " tokens) + max new tokens (" +
+                    std::to_string(opts.max_new_tokens) + ") + 2 blocks of slack (" + std::to_string(2 * opts.block_size) +
+                    ") exceed the model's context of " + std::to_string(model.config().max_position_embeddings) +
+                    " positions");
+    if (opts.mode == DecodeMode::AR) return generate_ar(model, cache, prompt, opts, on_event, cancel);
+    return generate_diffusion(model, cache, prompt, opts, on_event, cancel);
+}
+
+}  // namespace fdl

@@ -1,0 +1,30 @@
+// Allocation of weight matrices (WeightAllocator in model.h).
+#include <sys/mman.h>
+
+#include <cstdlib>
+#include <new>
+
+#include "engine/model/model.h"
+
+namespace fdl {
+
+namespace {
+constexpr size_t kHugePage = size_t(2) << 20;
+}
+
+void* allocate_weights(size_t bytes) {
+    if (bytes < kHugePage) {
+        void* p = std::malloc(bytes ? bytes : 1);
+        if (!p) throw std::bad_alloc();
+        return p;
+    }
+    const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+    void* p = std::aligned_alloc(kHugePage, rounded);
+    if (!p) throw std::bad_alloc();
+    (void)madvise(p, rounded, MADV_HUGEPAGE);  // advice: without THP the pages stay 4 KB
+    return p;
+}
+
+void free_weights(void* p) { std::free(p); }
+
+}  // namespace fdl
