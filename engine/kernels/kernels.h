@@ -1,10 +1,12 @@
 // Matrix kernels for the weight formats the engine keeps: y[n, out] = x[n, in] @ W[out, in]^T.
-// F32 uses the panel kernel below with AVX-512 (faster than OpenBLAS at every pass size measured,
+// F32 uses the panel kernel below with AVX-512 (faster than OpenBLAS at every pass size,
 // 1 to 512 tokens), else OpenBLAS. BF16 (weights and activations rounded to bfloat16, float32
 // accumulation) uses AVX512-BF16 dot products when the CPU has them, checked at run time, else
 // AVX2+FMA, else a portable loop. INT8 keeps one float
 // scale per weight row; activations are quantised per token to int8 and multiplied with
 // AVX512-VNNI, else AVX2, else portably. FASTDLLM_KERNELS=avx2|portable forces the lesser paths.
+// Sources: cpu_features.cpp, packing.cpp, matmul_f32/bf16/int8.cpp, attention.cpp, elementwise.cpp;
+// what they share, kernels_internal.h.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -22,7 +24,7 @@ const char* kernel_path_name();  // "avx512-bf16", "avx2", ... (what the BF16/IN
 bool matmul_f32_small(const float* x, int n, const float* w, int in, int out, float* y);
 
 // Weight layouts. The AVX-512 kernels read weights repacked into panels of 16 rows (see
-// kernels.cpp). packs_*() says whether that layout is used for a matrix of this shape on this CPU;
+// packing.cpp). packs_*() says whether that layout is used for a matrix of this shape on this CPU;
 // pack_*() rewrites a row-major matrix in place; panel_index() is where element (r, k) then lives
 // (group: 1 for f32, 2 for bf16, 4 for int8). Packed INT8 needs wsum over all `in` inputs.
 constexpr int kPanel = 16;  // rows per panel
@@ -76,8 +78,8 @@ void attend_rows16(const float* const* q, float* const* o, const int* limits, in
 void swiglu_rows(const float* gu, int n, int inter, float* out);
 
 // The largest of x[0, n), NaNs skipped (-inf if there is none); and the sum of exp(x[j] - mx)
-// over j < n, in double (AVX-512: float exponentials within a few ulps; 40x faster than the
-// scalar double loop over a 4,096-token vocabulary, and that loop ran once per masked cell).
+// over j < n, in double (AVX-512: float exponentials within a few ulps, many times faster than a
+// scalar loop of double exponentials; the sampler runs this once per masked cell).
 float max_value(const float* x, int n);
 double exp_sum(const float* x, int n, float mx);
 
