@@ -47,8 +47,8 @@ int cmd_chat(int argc, char** argv, int first) {
     if (::stat(o.model_dir.c_str(), &st) != 0)
         throw file_error(o.model_dir, "no such model folder (give one with -m DIR; the demo models live in assets/models/)");
     const ModelConfig cfg = ModelConfig::from_dir(o.model_dir);
-    o.gen_mode_set = !flags.mode.empty();
-    o.compare = flags.mode == "compare";
+    o.gen_mode_set = flags.decoder.has_value() || flags.chat_mode == ChatMode::Compare;
+    o.chat_mode = flags.chat_mode;
     o.threads = finish_decode_flags(flags, cfg.is_diffusion, cfg.bd_size);
     o.gen = flags.gen;
     o.dtype = flags.dtype;

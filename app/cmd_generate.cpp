@@ -11,6 +11,7 @@
 #include "engine/model/load_progress.h"
 #include "engine/chat/chat_session.h"
 #include "engine/decode/decode_util.h"
+#include "engine/decode/text_stream.h"
 #include "engine/io/error.h"
 
 namespace fdl::cli {
@@ -18,39 +19,6 @@ namespace fdl::cli {
 using json = nlohmann::json;
 
 namespace {
-
-// Streams the generated text in order: diffusion decides cells out of order, so only the
-// contiguous decided prefix is printed, through a detokenizer that never splits a character.
-class TextStreamer {
-public:
-    TextStreamer(const Tokenizer& tok, std::vector<int32_t> stops) : detok_(tok, true), stops_(std::move(stops)) {}
-    void on_event(const DecodeEvent& e) {
-        if (e.type != DecodeEvent::Type::Step) return;
-        for (const Unmasked& u : e.unmasked) {
-            const int i = u.position - e.prompt_len;
-            if (i < 0) continue;
-            if (size_t(i) >= cells_.size()) cells_.resize(size_t(i) + 1, -1);
-            cells_[size_t(i)] = u.token;
-        }
-        while (!done_ && next_ < cells_.size() && cells_[next_] >= 0) {
-            const int32_t t = cells_[next_++];
-            if (is_stop(stops_, t)) { done_ = true; break; }
-            std::fputs(detok_.push(t).c_str(), stdout);
-        }
-        std::fflush(stdout);
-    }
-    void finish() {
-        std::fputs(detok_.flush().c_str(), stdout);
-        std::fputs("\n", stdout);
-    }
-
-private:
-    StreamDetokenizer detok_;
-    std::vector<int32_t> stops_;
-    std::vector<int32_t> cells_;
-    size_t next_ = 0;
-    bool done_ = false;
-};
 
 // {"8": 12, "32": 5}: how many passes ran how many tokens (what a cost projection needs).
 json passes_by_size_json(const DecodeStats& st) {
@@ -113,7 +81,7 @@ int cmd_generate(int argc, char** argv, int first) {
         throw UsageError{"give exactly one of -p/--prompt, --prompt-file (- for standard input) or --prompt-ids"};
     if (chat && !prompt_ids.empty()) throw UsageError{"--chat wraps text; it cannot be used with --prompt-ids"};
     if (trace && !as_json) throw UsageError{"--trace needs --json"};
-    if (flags.mode == "compare") throw UsageError{"--mode compare is a chat mode; generate takes ar or diffusion"};
+    if (flags.chat_mode == ChatMode::Compare) throw UsageError{"--mode compare is a chat mode; generate takes ar or diffusion"};
     if (!prompt_file.empty()) {
         std::ifstream file;
         if (prompt_file != "-") {
@@ -155,15 +123,19 @@ int cmd_generate(int argc, char** argv, int first) {
         (void)generate(*model, cache, prompt_ids, opts);
         cache.clear();
     }
-    TextStreamer streamer(model->tokenizer(), stop_tokens_of(*model, opts));
+    TextStream stream(&model->tokenizer(), stop_tokens_of(*model, opts));
     EventCallback cb = nullptr;
-    if (!as_json) cb = [&](const DecodeEvent& e) { streamer.on_event(e); };
+    if (!as_json)
+        cb = [&](const DecodeEvent& e) {
+            std::fputs(stream.on_event(e).c_str(), stdout);
+            std::fflush(stdout);
+        };
     const double t0 = now_seconds();
     GenerateResult r = generate(*model, cache, prompt_ids, opts, cb);
     const double total = now_seconds() - t0;
     const DecodeStats& st = r.stats;
     if (!as_json) {
-        streamer.finish();
+        std::fputs("\n", stdout);
         std::fprintf(stderr, "[%d tokens, %.1f tok/s, %.2f tok/forward, nfe %d, prefill %.0f ms, %s]\n",
                      st.generated_tokens, st.tokens_per_second(), st.tokens_per_forward(), st.nfe,
                      st.prefill_seconds * 1000, decode_mode_name(opts.mode));

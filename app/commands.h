@@ -4,6 +4,7 @@
 
 #include "app/args.h"
 #include "app/model_dir.h"
+#include "engine/chat/chat_service.h"
 #include "engine/decode/generate.h"
 
 namespace fdl::cli {
@@ -18,7 +19,8 @@ int cmd_mkmodel(int argc, char** argv, int first);
 // The decoding flags shared by generate and chat (--mode, --threshold, --cache, ...).
 struct DecodeFlags {
     GenerateOptions gen;
-    std::string mode;     // as given ("" = the model's natural mode)
+    std::optional<DecodeMode> decoder;  // --mode ar|diffusion (empty: the model's natural decoder)
+    ChatMode chat_mode = ChatMode::Single;  // --mode compare (chat only)
     int threads = 0;
     std::optional<WeightType> dtype;  // weights in memory (empty: auto)
 };

@@ -13,8 +13,9 @@ void add_decode_flags(ArgParser& p, DecodeFlags& f) {
     p.add({"", "--mode", "MODE", "ar | diffusion (default: diffusion for dLLMs, ar for AR models)",
            [&f](const std::string& v) {
                DecodeMode m;
-               if (!parse_decode_mode(v, m) && v != "compare") throw UsageError{"--mode: expected ar or diffusion, got '" + v + "'"};
-               f.mode = v;
+               if (v == "compare") f.chat_mode = ChatMode::Compare;
+               else if (parse_decode_mode(v, m)) f.decoder = m, f.chat_mode = ChatMode::Single;
+               else throw UsageError{"--mode: expected ar or diffusion, got '" + v + "'"};
            }});
     p.add({"", "--block-size", "N", "diffusion block size (default: the model's bd_size, 32)",
            [&g](const std::string& v) { g.block_size = parse_int("--block-size", v, 1, 1024); }});
@@ -46,8 +47,8 @@ void add_decode_flags(ArgParser& p, DecodeFlags& f) {
 }
 
 int finish_decode_flags(DecodeFlags& f, bool model_is_diffusion, int model_block_size) {
-    if (f.mode.empty()) f.gen.mode = model_is_diffusion ? DecodeMode::Diffusion : DecodeMode::AR;
-    else if (f.mode != "compare") parse_decode_mode(f.mode, f.gen.mode);
+    if (f.chat_mode == ChatMode::Compare) f.gen.mode = DecodeMode::Diffusion;
+    else f.gen.mode = f.decoder.value_or(model_is_diffusion ? DecodeMode::Diffusion : DecodeMode::AR);
     if (f.gen.block_size == 0) f.gen.block_size = model_block_size;
     if (f.gen.mode == DecodeMode::Diffusion && f.gen.block_size % f.gen.sub_block_size != 0)
         throw UsageError{"--sub-block-size " + std::to_string(f.gen.sub_block_size) + " must divide the block size " +

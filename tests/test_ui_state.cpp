@@ -32,6 +32,7 @@ std::unique_ptr<Model>& tiny() {
 DecodeEvent started(int prompt_len, int B = 8, int S = 4) {
     DecodeEvent e;
     e.type = DecodeEvent::Type::Started;
+    e.decoder = S > 0 ? DecodeMode::Diffusion : DecodeMode::AR;
     e.prompt_len = prompt_len;
     e.block_size = B;
     e.sub_block_size = S;
@@ -433,13 +434,13 @@ TEST(UiStateCommands, SettingsAreValidated) {
 
     EXPECT_TRUE(apply_setting(s, parse_command("/mode ar"), msg));
     EXPECT_EQ(s.gen.mode, DecodeMode::AR);
-    EXPECT_FALSE(s.compare);
+    EXPECT_FALSE(s.compare());
     EXPECT_TRUE(apply_setting(s, parse_command("/mode compare"), msg));
-    EXPECT_TRUE(s.compare);
+    EXPECT_TRUE(s.compare());
     EXPECT_EQ(s.gen.mode, DecodeMode::Diffusion);
     EXPECT_NE(settings_text(s).find("compare"), std::string::npos);
     EXPECT_TRUE(apply_setting(s, parse_command("/mode diffusion"), msg));
-    EXPECT_FALSE(s.compare);
+    EXPECT_FALSE(s.compare());
     EXPECT_FALSE(apply_setting(s, parse_command("/mode fast"), msg));
 
     EXPECT_TRUE(apply_setting(s, parse_command("/n 128"), msg));
@@ -466,7 +467,7 @@ TEST(UiStateCommands, SettingsAreValidated) {
 TEST(UiStateViewModel, TranscriptAnswersAndComparison) {
     const TokenText tt = TokenText::synthetic({STOP});
     ViewModel vm;
-    vm.settings.compare = true;
+    vm.settings.chat = ChatMode::Compare;
     begin_answer(vm, "hi", 1.0);
     EXPECT_TRUE(vm.busy);
     ASSERT_EQ(vm.transcript.size(), 1u);
@@ -599,7 +600,7 @@ TEST(UiStateStats, CompareCountsThePromptOnBothSides) {
 TEST(UiStateStats, CompareKeepsRunningTotalsPerConfiguration) {
     Settings s;
     s.model_name = "m";
-    s.compare = true;
+    s.chat = ChatMode::Compare;
     auto stats = [](int tokens, double seconds) {
         DecodeStats st;
         st.generated_tokens = tokens;

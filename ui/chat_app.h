@@ -1,8 +1,10 @@
 // Entry point of `fastdllm chat`: the ncurses TUI, or a plain readline REPL when stdin/stdout
 // is not a terminal (or --plain).
 #pragma once
+#include <optional>
 #include <string>
 
+#include "engine/chat/chat_service.h"
 #include "engine/decode/generate.h"
 
 namespace fdl {
@@ -12,7 +14,7 @@ struct ChatAppOptions {
     std::string ar_model_dir;  // AR baseline for compare mode ("" = demo-ar beside model_dir, if present)
     GenerateOptions gen;       // decoding settings at start (changeable at run time)
     bool gen_mode_set = false; // --mode was given (otherwise: diffusion for dLLMs, ar for AR models)
-    bool compare = false;      // --mode compare: AR model, then diffusion model, side by side
+    ChatMode chat_mode = ChatMode::Single;  // --mode compare: AR model, then diffusion model, side by side
     std::string system;        // --system
     bool system_set = false;
     bool plain = false;        // --plain

@@ -117,14 +117,14 @@ bool apply_setting(Settings& s, const Command& c, std::string& message) {
             break;
         case CommandKind::Mode:
             if (a == "compare") {
-                n.compare = true;
+                n.chat = ChatMode::Compare;
                 g.mode = DecodeMode::Diffusion;
             } else if (parse_decode_mode(a, g.mode)) {
-                n.compare = false;
+                n.chat = ChatMode::Single;
             } else {
                 return need("ar, diffusion or compare");
             }
-            message = "mode " + (n.compare ? std::string("compare") : std::string(decode_mode_name(g.mode)));
+            message = "mode " + (n.compare() ? std::string("compare") : std::string(decode_mode_name(g.mode)));
             break;
         case CommandKind::MaxTokens:
             if (!parse_int(a, g.max_new_tokens)) return need("a whole number, e.g. /n 256");
@@ -150,7 +150,7 @@ bool apply_setting(Settings& s, const Command& c, std::string& message) {
             d.mode = DecodeMode::Diffusion;
             d.validate();
         }
-        if (n.compare) {
+        if (n.compare()) {
             GenerateOptions ar = g;
             ar.mode = DecodeMode::AR;
             ar.validate();

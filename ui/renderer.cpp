@@ -290,7 +290,7 @@ int Renderer::draw(const ViewModel& vm, const InputView& in, double now) {
     int bsize = shown.started && shown.block.size > 0 ? shown.block.size : vm.settings.gen.block_size;
     int bsub = shown.started ? shown.block.sub_size : vm.settings.gen.sub_block_size;
     if (shown.started && shown.ar) bsub = 8;
-    if (!shown.started && vm.settings.gen.mode == DecodeMode::AR && !vm.settings.compare) bsize = kArWindow, bsub = 8;
+    if (!shown.started && vm.settings.gen.mode == DecodeMode::AR && !vm.settings.compare()) bsize = kArWindow, bsub = 8;
     CellLayout cl = layout_cells(bsize, bsub, std::max(1, cols - 2));
     const int max_cell_rows = std::max(1, (rows - 10) / 2);
     const int cell_rows = std::min(cl.rows, max_cell_rows);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "engine/decode/text_stream.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "ui/text.h"
 
@@ -61,8 +62,6 @@ int AnswerView::decided() const {
 }
 
 namespace {
-
-bool is_stop(const TokenText& tt, int32_t t) { return std::find(tt.stops.begin(), tt.stops.end(), t) != tt.stops.end(); }
 
 void set_gen(AnswerView& a, int pos, int32_t tok, int step) {
     const int i = pos - a.prompt_len;
@@ -145,17 +144,17 @@ void rebuild_ar_window(AnswerView& a, const TokenText& tt) {
     }
 }
 
-void stream_text(AnswerView& a, const TokenText& tt) {
-    while (!a.stream_done && size_t(a.streamed) < a.gen.size() && a.gen[size_t(a.streamed)] >= 0) {
-        const int32_t t = a.gen[size_t(a.streamed)];
-        a.streamed++;
-        if (is_stop(tt, t)) {
-            a.stream_done = true;
-            break;
-        }
-        if (a.detok) a.text += a.detok->push(t);
-        else if (!(tt.special && tt.special(t)) && tt.bytes) a.text += tt.bytes(t);
+// The answer's text through the engine's TextStream (the contiguous decided prefix, cut at the
+// stop token); without a tokenizer, tokens read as TokenText gives them.
+void stream_text(AnswerView& a, const DecodeEvent& ev, const TokenText& tt) {
+    if (!a.stream) {
+        std::function<std::string(int32_t)> piece;
+        if (!tt.tokenizer)
+            piece = [tt](int32_t t) { return (tt.special && tt.special(t)) || !tt.bytes ? std::string() : tt.bytes(t); };
+        a.stream = std::make_shared<TextStream>(tt.tokenizer, tt.stops, std::move(piece));
     }
+    a.text += a.stream->on_event(ev);
+    a.stream_done = a.stream->stopped();
 }
 
 }  // namespace
@@ -165,12 +164,12 @@ void apply_event(AnswerView& a, const DecodeEvent& ev, const TokenText& tt) {
     if (ev.type == T::Started) {
         a = AnswerView{};
         a.started = true;
-        a.ar = ev.sub_block_size == 0;  // the AR decoder reports no sub-blocks
+        a.ar = ev.decoder == DecodeMode::AR;
         a.prompt_len = ev.prompt_len;
         a.mask = ev.mask_token;
         a.stats = ev.stats;
         a.events = 1;
-        if (tt.tokenizer) a.detok = std::make_shared<StreamDetokenizer>(*tt.tokenizer, true);
+        stream_text(a, ev, tt);
         a.block.ar = a.ar;
         if (a.ar) rebuild_ar_window(a, tt);
         return;
@@ -208,7 +207,7 @@ void apply_event(AnswerView& a, const DecodeEvent& ev, const TokenText& tt) {
                     a.block.active_sub = -1;
             }
             fill_confidences(a, ev);
-            stream_text(a, tt);
+            stream_text(a, ev, tt);
             break;
         }
         case T::Finished:
@@ -219,8 +218,7 @@ void apply_event(AnswerView& a, const DecodeEvent& ev, const TokenText& tt) {
             // block holding only the predicted head; the view keeps the block that was decoded
             if (!a.ar && !ev.block.empty() && ev.block_start == a.block.start) rebuild_block(a, ev, tt);
             a.block.active_sub = -1;
-            stream_text(a, tt);
-            if (a.detok && !a.stream_done) a.text += a.detok->flush();
+            stream_text(a, ev, tt);
             break;
         case T::Started: break;
     }
@@ -351,7 +349,7 @@ void end_answer(ViewModel& vm, const std::string* final_text, const std::string&
             e.meta = answer_summary(vm.live.stats);
             if (vm.live.cancelled) e.meta += " · cancelled";
             if (vm.settings.delay_ms > 0) e.meta += " · slowed by /delay";
-            if (vm.settings.compare || vm.live_lane == 1)
+            if (vm.settings.compare() || vm.live_lane == 1)
                 vm.compare.record(vm.live_lane, vm.live.stats, vm.live.cancelled, vm.settings);
         }
     }
@@ -374,9 +372,9 @@ std::string settings_text(const Settings& s) {
     const GenerateOptions& g = s.gen;
     std::string t = s.model_name.empty() ? "(no model)" : s.model_name;
     t += " · ";
-    if (s.compare) t += "compare (AR, then diffusion)";
+    if (s.compare()) t += "compare (AR, then diffusion)";
     else t += decode_mode_name(g.mode);
-    if (s.compare || g.mode == DecodeMode::Diffusion) {
+    if (s.compare() || g.mode == DecodeMode::Diffusion) {
         t += " τ=" + fmt(g.threshold, 2) + " B=" + std::to_string(g.block_size) + " S=" + std::to_string(g.sub_block_size) +
              " cache=" + cache_mode_name(g.cache);
         if (g.unmask != UnmaskOrder::Confidence) t += std::string(" unmask=") + unmask_order_name(g.unmask);

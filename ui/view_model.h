@@ -9,11 +9,12 @@
 #include <vector>
 
 #include "engine/decode/decode_events.h"
+#include "engine/chat/chat_service.h"
 #include "engine/decode/generate.h"
 
 namespace fdl {
 class Tokenizer;
-class StreamDetokenizer;
+class TextStream;
 }  // namespace fdl
 
 namespace fdl::ui {
@@ -80,10 +81,9 @@ struct AnswerView {
     float last_min_conf = 0;        // smallest confidence among them
     std::vector<int32_t> gen;       // generated tokens by position - prompt_len (-1: undecided)
     std::vector<int> gen_step;      // the step that decided each
-    int streamed = 0;               // leading generated tokens already turned into text
     bool stream_done = false;       // the stop token was reached
     std::string text;               // the answer so far: the contiguous decided prefix
-    std::shared_ptr<StreamDetokenizer> detok;
+    std::shared_ptr<TextStream> stream;
     BlockView block;
     DecodeStats stats;
     int decided() const;  // generated positions decided so far
@@ -117,7 +117,8 @@ void replay_exit(Replay& r);
 
 struct Settings {
     GenerateOptions gen;
-    bool compare = false;       // answer every prompt with the AR baseline, then diffusion
+    ChatMode chat = ChatMode::Single;  // Compare: every prompt answered by the AR baseline, then diffusion
+    bool compare() const { return chat == ChatMode::Compare; }
     std::string model_name;     // for the status bar
     std::string ar_model_name;  // "" until known
     int threads = 0;

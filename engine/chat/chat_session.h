@@ -31,6 +31,12 @@ std::string default_system_prompt(const std::string& model_dir);
 // ChatML text of a conversation, optionally ending with the assistant generation prompt.
 std::string render_chatml(const std::vector<ChatMessage>& messages, bool add_generation_prompt);
 
+// A conversation's messages and system prompt, with the token ids each message had.
+struct Conversation {
+    std::string system;
+    std::vector<ChatMessage> messages;
+};
+
 class ChatSession {
 public:
     explicit ChatSession(Model& model);
@@ -39,6 +45,12 @@ public:
     void set_system(const std::string& text);
     const std::string& system() const { return system_; }
     const std::vector<ChatMessage>& messages() const { return messages_; }
+    // The whole conversation, token ids included (a swap keeps the cache's reuse exact).
+    Conversation conversation() const { return {system_, messages_}; }
+    void set_conversation(Conversation c) {
+        system_ = std::move(c.system);
+        messages_ = std::move(c.messages);
+    }
     void clear();  // forget the conversation (the cache is kept; it is reused only where it matches)
     // How many earlier exchanges (user + assistant) the prompt of a new turn keeps; -1 = all
     // (the default, unless the model's config.json says otherwise). The transcript keeps them all.

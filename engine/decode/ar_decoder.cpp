@@ -2,11 +2,12 @@
 #include <vector>
 
 #include "engine/decode/decode_util.h"
+#include "engine/decode/decoder.h"
 #include "engine/io/error.h"
 
 namespace fdl {
 
-GenerateResult generate_ar(Model& model, KVCache& cache, const std::vector<int32_t>& prompt,
+GenerateResult decode_ar(Model& model, KVCache& cache, const std::vector<int32_t>& prompt,
                            const GenerateOptions& opts, const EventCallback& on_event,
                            const std::atomic<bool>* cancel) {
     const int L = int(prompt.size()), vocab = model.config().vocab_size;
@@ -27,6 +28,7 @@ GenerateResult generate_ar(Model& model, KVCache& cache, const std::vector<int32
     st.reused_tokens = reuse;
 
     DecodeEvent ev;
+    ev.decoder = DecodeMode::AR;
     ev.block_size = 1;
     ev.prompt_len = L;
     ev.mask_token = model.mask_token_id();

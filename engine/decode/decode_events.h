@@ -9,6 +9,9 @@
 
 namespace fdl {
 
+// Which decoder runs a request (the registry in decoder.h has one entry per mode).
+enum class DecodeMode { AR, Diffusion };
+
 // What a forward pass was for (NFE counts every one).
 enum class StepKind {
     Prefill,   // the prompt's whole blocks (diffusion) or the whole prompt (AR)
@@ -54,6 +57,7 @@ struct DecodeStats {
 
 struct DecodeEvent {
     enum class Type { Started, BlockStarted, Step, Finished } type = Type::Started;
+    DecodeMode decoder = DecodeMode::AR;  // which decoder made it
     StepKind step = StepKind::Prefill;  // Step: what the pass was
     int block_index = -1;               // 0-based generated block (diffusion), -1 for AR
     int block_start = 0;                // absolute position of the current block's first cell

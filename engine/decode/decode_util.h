@@ -6,16 +6,13 @@
 #include <vector>
 
 #include "engine/decode/generate.h"
+#include "engine/decode/stop_tokens.h"
 #include "engine/io/clock.h"
 
 namespace fdl {
 
 inline std::vector<int32_t> stop_tokens_of(const Model& model, const GenerateOptions& opts) {
-    return opts.stop_tokens.empty() ? model.config().eos_token_ids : opts.stop_tokens;
-}
-
-inline bool is_stop(const std::vector<int32_t>& stops, int32_t t) {
-    return std::find(stops.begin(), stops.end(), t) != stops.end();
+    return stop_tokens_of(model.config(), opts);
 }
 
 // Length of the common start of the cached tokens and the prompt.

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "engine/decode/decode_util.h"
+#include "engine/decode/decoder.h"
 #include "engine/io/error.h"
 
 namespace fdl {
@@ -180,6 +181,7 @@ struct DiffusionRun {
         if (M < 0) throw Error(model.config().name + ": diffusion decoding needs a |<MASK>| token in the tokenizer");
         DecodeStats& st = res.stats;
         st.prompt_tokens = L;
+        ev.decoder = DecodeMode::Diffusion;
         ev.block_size = B;
         ev.sub_block_size = S;
         ev.prompt_len = L;
@@ -244,7 +246,7 @@ struct DiffusionRun {
 
 }  // namespace
 
-GenerateResult generate_diffusion(Model& model, KVCache& cache, const std::vector<int32_t>& prompt,
+GenerateResult decode_diffusion(Model& model, KVCache& cache, const std::vector<int32_t>& prompt,
                                   const GenerateOptions& opts, const EventCallback& on_event,
                                   const std::atomic<bool>* cancel) {
     DiffusionRun run(model, cache, prompt, opts, on_event, cancel);

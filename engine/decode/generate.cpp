@@ -1,15 +1,10 @@
 // Request set-up shared by both decoders: option checks, names, dispatch.
 #include "engine/decode/generate.h"
 
+#include "engine/decode/decoder.h"
 #include "engine/io/error.h"
 
 namespace fdl {
-
-GenerateResult generate_ar(Model& model, KVCache& cache, const std::vector<int32_t>& prompt,
-                           const GenerateOptions& opts, const EventCallback& on_event, const std::atomic<bool>* cancel);
-GenerateResult generate_diffusion(Model& model, KVCache& cache, const std::vector<int32_t>& prompt,
-                                  const GenerateOptions& opts, const EventCallback& on_event,
-                                  const std::atomic<bool>* cancel);
 
 const char* step_kind_name(StepKind k) {
     switch (k) {
@@ -32,8 +27,6 @@ const char* cache_mode_name(CacheMode m) {
     return "?";
 }
 
-const char* decode_mode_name(DecodeMode m) { return m == DecodeMode::AR ? "ar" : "diffusion"; }
-
 const char* unmask_order_name(UnmaskOrder u) { return u == UnmaskOrder::Prefix ? "prefix" : "confidence"; }
 
 bool parse_unmask_order(const std::string& s, UnmaskOrder& out) {
@@ -48,13 +41,6 @@ bool parse_cache_mode(const std::string& s, CacheMode& out) {
     else if (s == "prefix") out = CacheMode::Prefix;
     else if (s == "dual") out = CacheMode::Dual;
     else if (s == "dual-overlap") out = CacheMode::DualOverlap;
-    else return false;
-    return true;
-}
-
-bool parse_decode_mode(const std::string& s, DecodeMode& out) {
-    if (s == "ar") out = DecodeMode::AR;
-    else if (s == "diffusion") out = DecodeMode::Diffusion;
     else return false;
     return true;
 }
@@ -94,8 +80,7 @@ GenerateResult generate(Model& model, KVCache& cache, const std::vector<int32_t>
                     std::to_string(opts.max_new_tokens) + ") + 2 blocks of slack (" + std::to_string(2 * opts.block_size) +
                     ") exceed the model's context of " + std::to_string(model.config().max_position_embeddings) +
                     " positions");
-    if (opts.mode == DecodeMode::AR) return generate_ar(model, cache, prompt, opts, on_event, cancel);
-    return generate_diffusion(model, cache, prompt, opts, on_event, cancel);
+    return decoder_for(opts.mode).run(model, cache, prompt, opts, on_event, cancel);
 }
 
 }  // namespace fdl

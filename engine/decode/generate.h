@@ -1,6 +1,8 @@
-// The two decoders: autoregressive (one token per pass) and Fast-dLLM v2 block diffusion
-// (DESIGN.md section 1). Both take a prompt, reuse whatever prefix of it the cache already
-// holds, stream DecodeEvents, and stop between passes when *cancel becomes true.
+// One decoding request: its options, its result, and generate(), which checks the request and
+// runs the decoder its mode names (decoder.h): autoregressive (one token per pass) or Fast-dLLM
+// v2 block diffusion (docs/design.md). Every decoder takes a prompt, reuses whatever prefix of it
+// the cache already holds, streams DecodeEvents, and stops between passes when *cancel becomes
+// true.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -14,7 +16,6 @@
 
 namespace fdl {
 
-enum class DecodeMode { AR, Diffusion };
 // Dual is the paper's DualCache. DualOverlap is ours (not in the paper): when a sub-block's first
 // cell is still masked it runs the previous sub-block and this one (2S tokens) against the block's
 // cached K/V instead of the whole block, so only a block's first pass is a full one.

@@ -1,0 +1,164 @@
+// The chat as a service: the loaded models (the chat model and, for compare mode, an AR
+// baseline), the conversation with its KV cache, and one worker thread that answers queued
+// requests one at a time in arrival order. Any thread may submit or cancel; each request's
+// events go to the sink its client gave, on the worker thread. The TUI, the plain REPL and
+// `fastdllm generate` are clients of it; a server is one more.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/chat/chat_session.h"
+#include "engine/decode/generate.h"
+#include "engine/model/model.h"
+
+namespace fdl {
+
+// How a request is answered. Compare is a chat mode, not a decoder: the AR baseline answers
+// first, then the chat model with diffusion, so the two can be timed side by side.
+enum class ChatMode { Single, Compare };
+const char* chat_mode_name(ChatMode m);  // "single", "compare"
+
+struct ChatServiceOptions {
+    std::string model_dir;
+    // Compare mode's baseline: "" takes demo-ar beside model_dir when it is there, else the chat
+    // model's own weights decoded autoregressively. Loaded on the first compare request.
+    std::string ar_model_dir;
+    std::optional<WeightType> weight_type;  // empty: auto (LoadOptions)
+    // Loading the chat model (LoadOptions::progress). The baseline reports through Info events.
+    std::function<void(uint64_t done, uint64_t total)> progress;
+};
+
+struct ChatRequest {
+    // The new user message, answered in the service's conversation and added to it.
+    std::string prompt;
+    // When set, answers these messages instead (system/user/assistant, the last one from the
+    // user), in a conversation of their own: the service's conversation is left alone. The KV
+    // cache is shared, so a conversation that continues still reuses its prefix.
+    std::optional<std::vector<ChatMessage>> messages;
+    // When not empty, a raw prompt of token ids: no chat template, no conversation.
+    std::vector<int32_t> prompt_ids;
+    ChatMode mode = ChatMode::Single;
+    GenerateOptions gen;        // gen.mode picks the decoder (Compare runs AR, then diffusion)
+    int step_delay_ms = 0;      // slow motion: a pause after every forward pass
+    bool reuse_cache = true;    // false: forget the cached rows first (timings without reuse)
+};
+
+// What a request's client hears, in this order: per lane LaneStarted, Decode events,
+// LaneFinished; Info at any time; Done once at the end.
+struct ChatEvent {
+    enum class Kind { LaneStarted, Decode, LaneFinished, Info, Done };
+    Kind kind = Kind::Info;
+    uint64_t request = 0;
+    int lane = 0;                   // 0: the chat model; 1: the AR baseline (compare mode)
+    const Model* model = nullptr;   // LaneStarted: the model answering (lives as long as the service)
+    DecodeEvent decode;             // Decode
+    // Decode: answer text that became final with this event (never half a UTF-8 character);
+    // LaneStarted: the lane's label; LaneFinished: the reply as stored; Info: the message.
+    std::string text;
+    std::string error;              // LaneFinished: why the lane failed ("" when it did not)
+    int left_out = 0;               // LaneFinished: earlier messages left out to fit the context
+    std::shared_ptr<const GenerateResult> result;  // LaneFinished: tokens, statistics, steps
+    bool cancelled = false;         // LaneFinished, Done
+};
+using ChatEventSink = std::function<void(ChatEvent&&)>;
+
+// A client's mailbox: give sink() to submit() and take the events on the client's own thread.
+class ChatEventQueue {
+public:
+    ChatEventSink sink();
+    std::deque<ChatEvent> take_all();
+    // The next event, waiting up to timeout_s; false when none came.
+    bool wait_next(ChatEvent& out, double timeout_s);
+    void clear();
+
+private:
+    struct State {
+        std::mutex mu;
+        std::condition_variable cv;
+        std::deque<ChatEvent> events;
+    };
+    std::shared_ptr<State> st_ = std::make_shared<State>();
+};
+
+class ChatService {
+public:
+    // Loads the chat model (throws fdl::Error) and starts the worker.
+    explicit ChatService(const ChatServiceOptions& opts);
+    ~ChatService();  // cancels what is queued or running and joins the worker
+    ChatService(const ChatService&) = delete;
+    ChatService& operator=(const ChatService&) = delete;
+
+    Model& model() { return *model_; }
+    const ModelConfig& config() const { return model_->config(); }
+    // The decoding settings a request gets by default: the model's natural decoder and block size.
+    GenerateOptions default_options() const;
+
+    // Queues a request (checked first: throws fdl::Error for invalid options). Returns its id.
+    uint64_t submit(ChatRequest request, ChatEventSink sink);
+    // Stops a request between forward passes (a queued one never starts); its client still gets
+    // LaneFinished/Done, marked cancelled. Unknown or finished ids are ignored.
+    void cancel(uint64_t id);
+    void cancel_all();
+    bool busy() const;   // a request is running or queued
+    void wait_idle();
+
+    // The conversation. Changes are refused (fdl::Error) while a request is running or queued;
+    // reads then wait for it.
+    std::string system() const;
+    void set_system(const std::string& text);
+    int history_turns() const;
+    void set_history_turns(int n);
+    void clear();
+    std::vector<ChatMessage> messages() const;
+    nlohmann::json to_json() const;
+    void from_json(const nlohmann::json& j);
+    // The conversation as a saved file holds it (pretty JSON; invalid UTF-8 saved as U+FFFD).
+    std::string saved_text() const;
+    void save(const std::string& path) const;  // atomically; creates the folder
+    void load(const std::string& path);        // throws fdl::Error naming the file
+
+private:
+    struct Job {
+        uint64_t id;
+        ChatRequest req;
+        ChatEventSink sink;
+        bool cancelled = false;
+    };
+    ChatServiceOptions opts_;
+    std::unique_ptr<Model> model_;
+    std::unique_ptr<Model> ar_model_;  // compare mode's baseline, when it is another model
+    // The conversation and its cache (session_), compare mode's copy on the baseline
+    // (ar_session_); guarded by conv_mu_, which the worker holds while it answers.
+    mutable std::mutex conv_mu_;
+    std::unique_ptr<ChatSession> session_;
+    std::unique_ptr<ChatSession> ar_session_;
+    std::string ar_label_;
+
+    mutable std::mutex mu_;  // the queue and the running request
+    std::condition_variable cv_;
+    std::deque<Job> queue_;
+    uint64_t next_id_ = 1;
+    uint64_t running_ = 0;   // id of the request being answered (0: none)
+    bool stop_ = false;
+    std::atomic<bool> cancel_{false};  // the running request's cancel flag
+    std::thread worker_;
+
+    void work();
+    void run(Job& job);
+    bool run_lane(Job& job, int lane, ChatSession& session, Model& model, const std::string& label, GenerateOptions g);
+    void ensure_ar(const ChatEventSink& info);
+    void require_idle(const char* what) const;
+};
+
+}  // namespace fdl
