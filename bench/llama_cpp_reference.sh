@@ -29,10 +29,9 @@ For each model it measures, after an untimed warm-up, the median over --reps rep
   decode: tokens/s generating --decode tokens one forward pass each (greedy) after a 16-token prompt
   prompt: tokens/s of one batch of --prompt tokens
 with the model read into RAM (no mmap) and the given thread count. The whole run with the
-defaults should take roughly 10-30 minutes on 2 cores (an estimate: only single models were timed
-when this was written), most of it the 1.5B rows and writing the GGUF files the first time. Run
-it on an otherwise idle machine: with a busy core, llama.cpp's threads wait for each other and
-the figures fall apart.
+defaults should take roughly 10-30 minutes on 2 cores (an estimate), most of it the 1.5B rows
+and writing the GGUF files the first time. Run it on an otherwise idle machine: with a busy
+core, llama.cpp's threads wait for each other and the figures fall apart.
 
 What it does:
   1. if $PREFIX/node_modules/node-llama-cpp is missing or not version $NLC_VERSION:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every measurement the README shows, on this machine: pass costs (demo models and published
+# Every measurement docs/benchmarks.md shows, on this machine: pass costs (demo models and published
 # shapes, f32/bf16/int8), the end-to-end sweep with accuracy, projection and plot, and the
 # PyTorch reference timing (and, with LLAMA_CPP=1, llama.cpp side by side). Took 7-10 minutes on 2 cores (2026-11-27); BENCH_QUICK=1 times fewer shapes.
 # Run it on an otherwise idle machine.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fastdllm against llama.cpp on this machine, in one sitting: for each precision pair the engine is
+# fastdllm against llama.cpp on this machine, in one run: for each precision pair the engine is
 # timed, then llama.cpp, then the engine again, so a drift of the VM's memory bandwidth during the
 # run shows up as a gap between the two engine runs instead of passing for a speed difference.
 set -euo pipefail

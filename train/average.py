@@ -4,8 +4,8 @@
   python3 train/average.py --out DIR FOLDER:WEIGHT FOLDER:WEIGHT ...
 
 Writes DIR as a copy of the first folder (config, tokenizer) whose model.safetensors holds
-sum(w_i * W_i) / sum(w_i) for every tensor, rounded to BF16 like any export. Run 7
-(train/README.md) averaged the shipped dLLM with the conversion checkpoint it continued from.
+sum(w_i * W_i) / sum(w_i) for every tensor, rounded to BF16 like any export. train/README.md
+("Experiments") shows it averaging the shipped dLLM with the conversion checkpoint it continued from.
 Reads single-file folders (the demo models) through export.load_hf.
 """
 import argparse

@@ -2,17 +2,17 @@
 # One-shot GPU run: trains two candidate demo pairs side by side on one CUDA GPU (both fit many
 # times over), each an AR phase from scratch then the Fast-dLLM v2 conversion, and packs the
 # exports and logs into $OUT as it goes, so a run cut off by a time limit still returns its last
-# exports. Written for a lent machine with a hard time limit and at most 8 files back.
+# exports. Meant for a machine with a hard time limit that returns at most 8 files.
 #
 #   OUT=/some/dir bash train/gpu_run.sh DATA.tok.xz [MINUTES] [TOKENIZER_DIR]
 #
 # DATA: pre-tokenized documents (train/docs.py). MINUTES: wall-clock budget of each job, both
-# phases (default 8). Candidates: A = the shipped shape (hidden 256, 6 layers, 5.3M parameters),
+# phases (default 8). Candidates: A = the shipped shape (hidden 256, 6 layers, 5.4M parameters),
 # B = hidden 320, 7 layers, 9.1M parameters. $OUT gets A_ar.tar, A_dllm.tar, B_ar.tar.00/.01,
 # B_dllm.tar.00/.01 (tar of config.json + model.safetensors, split below 16 MiB) and logs.tar.
 # Unpack: cat B_dllm.tar.* | tar -x -C DIR; then add the tokenizer files of assets/models/demo-ar.
 # GPU_RUN_DEVICE=cpu GPU_RUN_EXTRA="--batch 8 --dllm-batch 4 --workers 1" rehearses the script
-# without a GPU (what was done before the real run; the GPU batches need more memory than 24 GB).
+# without a GPU (with smaller batches: the GPU ones need more than 24 GB of memory).
 set -uo pipefail
 DATA=${1:?usage: OUT=DIR bash train/gpu_run.sh DATA.tok.xz [MINUTES] [TOKENIZER_DIR]}
 MIN=${2:-8}

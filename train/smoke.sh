@@ -62,7 +62,7 @@ MASTER_PORT=${MASTER_PORT:-29533} PYTHON="$PY" bash "$HERE/ddp_local.sh" 2 --pha
   --runs "$OUT/runs_cont" --export-ar "" --export-dllm "$OUT/dllm_cont" --eval-arith "" --hidden 64 --layers 2 \
   --heads 4 --kv-heads 2 --inter 176 --seq 128 --dllm-batch 2 --dllm-steps 4 --warmup 2 --log-every 2 \
   --budget-min 1 --threads 2 --workers 2
-# Checkpoint averaging (train/average.py, run 7): a folder averaged with itself is the same file,
+# Checkpoint averaging (train/average.py): a folder averaged with itself is the same file,
 # and the average of two exports is their midpoint (to BF16 rounding, relative 2^-8).
 "$PY" "$HERE/average.py" --out "$OUT/avg_self" "$OUT/dllm:1" "$OUT/dllm:3"
 cmp "$OUT/avg_self/model.safetensors" "$OUT/dllm/model.safetensors"
