@@ -58,7 +58,8 @@ int cmd_chat(int argc, char** argv, int first) {
     (void)argc;
     (void)argv;
     (void)first;
-    throw Error("this build has no terminal UI");
+    throw Error("this fastdllm was built without the chat (-DFASTDLLM_UI=OFF, no ncurses): rebuild with "
+                "-DFASTDLLM_UI=ON, or use 'fastdllm generate'");
 #endif
 }
 

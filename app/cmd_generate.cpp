@@ -2,16 +2,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "app/commands.h"
 #include "engine/model/load_progress.h"
-#include "engine/chat/chat_session.h"
-#include "engine/decode/decode_util.h"
-#include "engine/decode/text_stream.h"
+#include "engine/chat/chat_service.h"
+#include "engine/io/clock.h"
+#include "engine/io/files.h"
 #include "engine/io/error.h"
 
 namespace fdl::cli {
@@ -82,57 +81,71 @@ int cmd_generate(int argc, char** argv, int first) {
     if (chat && !prompt_ids.empty()) throw UsageError{"--chat wraps text; it cannot be used with --prompt-ids"};
     if (trace && !as_json) throw UsageError{"--trace needs --json"};
     if (flags.chat_mode == ChatMode::Compare) throw UsageError{"--mode compare is a chat mode; generate takes ar or diffusion"};
-    if (!prompt_file.empty()) {
-        std::ifstream file;
-        if (prompt_file != "-") {
-            file.open(prompt_file, std::ios::binary);
-            if (!file) throw file_error(prompt_file, "cannot read");
-        }
+    if (prompt_file == "-") {
         std::stringstream ss;
-        ss << (prompt_file == "-" ? std::cin.rdbuf() : file.rdbuf());
+        ss << std::cin.rdbuf();
         prompt = ss.str();
+    } else if (!prompt_file.empty()) {
+        prompt = read_file(prompt_file);
     }
     if (model_dir.empty()) model_dir = default_model_dir();
 
-    LoadOptions lo;
-    lo.weight_type = flags.dtype;
-    lo.progress = stderr_load_progress(model_dir);
-    auto model = Model::load(model_dir, lo);
-    const int threads = finish_decode_flags(flags, model->config().is_diffusion, model->config().bd_size);
+    ChatServiceOptions so;
+    so.model_dir = model_dir;
+    so.weight_type = flags.dtype;
+    so.progress = stderr_load_progress(model_dir);
+    ChatService service(so);
+    const Model& model = service.model();
+    const int threads = finish_decode_flags(flags, model.config().is_diffusion, model.config().bd_size);
     GenerateOptions& opts = flags.gen;
     opts.record_steps = trace;
     if (prompt_ids.empty()) {
         if (chat) {
-            ChatSession session(*model);
-            if (system_set) session.set_system(system);
+            if (system_set) service.set_system(system);
             std::vector<ChatMessage> msgs;
-            if (!session.system().empty()) msgs.push_back({"system", session.system(), {}});
+            if (!service.system().empty()) msgs.push_back({"system", service.system(), {}});
             msgs.push_back({"user", prompt, {}});
-            prompt_ids = model->tokenizer().encode(render_chatml(msgs, true));
+            prompt_ids = model.tokenizer().encode(render_chatml(msgs, true));
         } else {
-            prompt_ids = model->tokenizer().encode(prompt);
+            prompt_ids = model.tokenizer().encode(prompt);
         }
     }
 
-    KVCache cache = model->make_cache();
+    // Runs the request on the service and waits for its result; `text` streams the answer.
+    auto run = [&](bool reuse_cache, bool stream_text) {
+        ChatRequest req;
+        req.prompt_ids = prompt_ids;
+        req.gen = opts;
+        req.reuse_cache = reuse_cache;
+        ChatEventQueue q;
+        service.submit(std::move(req), q.sink());
+        std::shared_ptr<const GenerateResult> result;
+        std::string error;
+        for (ChatEvent e; q.wait_next(e, 3600);) {
+            if (e.kind == ChatEvent::Kind::Decode && stream_text && !e.text.empty()) {
+                std::fputs(e.text.c_str(), stdout);
+                std::fflush(stdout);
+            } else if (e.kind == ChatEvent::Kind::LaneFinished) {
+                result = e.result;
+                error = e.error;
+            } else if (e.kind == ChatEvent::Kind::Done) {
+                break;
+            }
+        }
+        if (!error.empty() || !result) throw Error(error.empty() ? "the request did not finish" : error);
+        return result;
+    };
     if (warmup && !prompt_ids.empty()) {
-        // The same request once, untimed, then its cache rows forgotten (memory kept): the timed
-        // request recomputes everything but finds what a chat's earlier turn leaves behind, the
-        // threads started and every buffer of its largest pass allocated and touched. (A short
-        // warm-up pass left the 32-token passes' first-touch page faults in diffusion's timings.)
-        (void)generate(*model, cache, prompt_ids, opts);
-        cache.clear();
+        // The same request once, untimed; the timed one then forgets its cache rows (memory kept):
+        // it recomputes everything but finds what a chat's earlier turn leaves behind, the
+        // threads started and every buffer of its largest pass allocated and touched (a short
+        // warm-up pass would leave the 32-token passes' first-touch page faults in the timings).
+        (void)run(true, false);
     }
-    TextStream stream(&model->tokenizer(), stop_tokens_of(*model, opts));
-    EventCallback cb = nullptr;
-    if (!as_json)
-        cb = [&](const DecodeEvent& e) {
-            std::fputs(stream.on_event(e).c_str(), stdout);
-            std::fflush(stdout);
-        };
     const double t0 = now_seconds();
-    GenerateResult r = generate(*model, cache, prompt_ids, opts, cb);
+    const std::shared_ptr<const GenerateResult> result = run(!warmup, !as_json);
     const double total = now_seconds() - t0;
+    const GenerateResult& r = *result;
     const DecodeStats& st = r.stats;
     if (!as_json) {
         std::fputs("\n", stdout);
@@ -142,11 +155,11 @@ int cmd_generate(int argc, char** argv, int first) {
         return 0;
     }
     json out = {
-        {"model", model->config().name},
+        {"model", model.config().name},
         {"mode", decode_mode_name(opts.mode)},
         {"prompt_tokens", int(prompt_ids.size())},
         {"tokens", r.tokens},
-        {"text", model->tokenizer().decode(r.tokens, true)},
+        {"text", model.tokenizer().decode(r.tokens, true)},
         {"stopped", r.stopped},
         {"nfe", st.nfe},
         {"passes", {{"prefill", st.prefill_passes}, {"block", st.block_passes}, {"subblock", st.subblock_passes},

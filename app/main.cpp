@@ -38,6 +38,11 @@ static void print_version() {
 #endif
     std::printf("kernels: %s (FASTDLLM_KERNELS=avx2|portable forces another path)\n", fdl::kernel_path_name());
     std::printf("threads: %d by default (physical cores)\n", fdl::physical_cores());
+#ifdef FASTDLLM_HAVE_UI
+    std::printf("chat: ncurses TUI and plain REPL\n");
+#else
+    std::printf("chat: not built (-DFASTDLLM_UI=OFF)\n");
+#endif
 }
 
 int main(int argc, char** argv) {

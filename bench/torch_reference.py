@@ -6,7 +6,7 @@
 What it runs, for every prompt (the first --limit items of each assets/eval/<family>.jsonl, in
 the chat template):
   AR        on --ar-model (demo-ar): greedy, a KV cache, one token per forward;
-  diffusion on --dllm-model (demo-dllm): DESIGN.md section 1's block decoding (block 32,
+  diffusion on --dllm-model (demo-dllm): docs/design.md's block decoding (block 32,
             sub-block 8, threshold 0.9, --cache dual|dual-overlap|prefix|none), the block-level prefix cache
             and the sub-block DualCache as K/V rows of one buffer, exactly like the engine.
 The model is a plain float32 PyTorch Qwen2 forward (eager, `torch.set_num_threads(--threads)`),

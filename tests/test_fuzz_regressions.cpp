@@ -23,8 +23,10 @@
 #include "engine/model/model_config.h"
 #include "engine/io/safetensors.h"
 #include "engine/tokenizer/tokenizer.h"
+#ifdef FASTDLLM_HAVE_UI
 #include "ui/commands.h"
 #include "ui/text.h"
+#endif
 #include "fuzz/fuzz_util.h"
 
 // The harnesses, each in its own namespace with its own entry point.
@@ -63,11 +65,13 @@ namespace fz_args {
 #include "fuzz/fuzz_args.cpp"
 #undef LLVMFuzzerTestOneInput
 }  // namespace fz_args
+#ifdef FASTDLLM_HAVE_UI
 namespace fz_chat_input {
 #define LLVMFuzzerTestOneInput fuzz_one_chat_input
 #include "fuzz/fuzz_chat_input.cpp"
 #undef LLVMFuzzerTestOneInput
 }  // namespace fz_chat_input
+#endif
 
 // The test binary does not link the app: the two sources the args harness needs come in here.
 #include "../app/args.cpp"
@@ -108,7 +112,9 @@ TEST(FuzzRegressions, TokenizerJson) { EXPECT_GT(replay("tokenizer_json", fz_tok
 TEST(FuzzRegressions, Tokenize) { EXPECT_GT(replay("tokenize", fz_tokenize::fuzz_one_tokenize), 0); }
 TEST(FuzzRegressions, Session) { EXPECT_GT(replay("session", fz_session::fuzz_one_session), 0); }
 TEST(FuzzRegressions, Args) { EXPECT_GT(replay("args", fz_args::fuzz_one_args), 0); }
+#ifdef FASTDLLM_HAVE_UI
 TEST(FuzzRegressions, ChatInput) { EXPECT_GT(replay("chat_input", fz_chat_input::fuzz_one_chat_input), 0); }
+#endif
 
 // Found by fuzz_config's property check: without "head_dim", a hidden_size smaller than
 // num_attention_heads gave head_dim = hidden_size / heads = 0, which the parser accepted.
@@ -122,6 +128,7 @@ TEST(FuzzRegressions, ConfigHeadDimZeroIsRefused) {
     }
 }
 
+#ifdef FASTDLLM_HAVE_UI
 // Found by fuzz_chat_input: at width 1 a double-width character cannot fit any line; wrap_text
 // gives it a line of its own (the property now allows exactly that), and nothing breaks.
 TEST(FuzzRegressions, WideCharacterAtWidthOne) {
@@ -129,6 +136,7 @@ TEST(FuzzRegressions, WideCharacterAtWidthOne) {
     ASSERT_EQ(lines.size(), 4u);
     EXPECT_EQ(lines[1], L"\u7b26");
 }
+#endif
 
 // Found while fuzzing the tokenizer files (beyond the fuzzer's 8 KB inputs): a tokenizer.json
 // nesting its normalizer or pre_tokenizer Sequences 100000 deep overflowed the stack of the

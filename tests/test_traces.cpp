@@ -1,5 +1,5 @@
 // Every decoding trace of fixtures/tiny/traces.json (an independent float64 implementation of
-// DESIGN.md's algorithm) reproduced exactly: tokens, NFE and every step's decisions.
+// the algorithm of docs/design.md) reproduced exactly: tokens, NFE and every step's decisions.
 #include <gtest/gtest.h>
 
 #include <fstream>

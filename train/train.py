@@ -195,7 +195,7 @@ def block_causal(T, bsize, dev):
 
 @torch.no_grad()
 def diffusion_generate(model, tok, prompt_ids, max_new, dev, bsize=32, sub=8, tau=0.9):
-    """Exact (no cache) block-diffusion decoding, as in DESIGN.md with the caches off."""
+    """Exact (no cache) block-diffusion decoding, as in docs/design.md with the caches off."""
     mask_id = tok.special["|<MASK>|"]
     stop = tok.special["<|im_end|>"]
     V = model.config.vocab_size

@@ -181,7 +181,7 @@ void ChatService::run(Job& job) {
                                                    ? " · diffusion"
                                                    : " · AR decoding");
     if (!r.reuse_cache) session_->cache().clear();
-    if (!r.prompt_ids.empty()) {
+    if (r.prompt_ids) {
         run_lane(job, 0, *session_, *model_, label, r.gen);
         done();
         return;
@@ -255,8 +255,8 @@ bool ChatService::run_lane(Job& job, int lane, ChatSession& session, Model& mode
     fin.lane = lane;
     try {
         auto result = std::make_shared<GenerateResult>();
-        if (!r.prompt_ids.empty()) {
-            *result = generate(model, session.cache(), r.prompt_ids, g, on_event, &cancel_);
+        if (r.prompt_ids) {
+            *result = generate(model, session.cache(), *r.prompt_ids, g, on_event, &cancel_);
             fin.text = model.has_tokenizer() ? model.tokenizer().decode(result->tokens, true) : "";
         } else {
             *result = session.reply(r.prompt, g, on_event, &cancel_);

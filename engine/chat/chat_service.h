@@ -46,8 +46,8 @@ struct ChatRequest {
     // user), in a conversation of their own: the service's conversation is left alone. The KV
     // cache is shared, so a conversation that continues still reuses its prefix.
     std::optional<std::vector<ChatMessage>> messages;
-    // When not empty, a raw prompt of token ids: no chat template, no conversation.
-    std::vector<int32_t> prompt_ids;
+    // When set, a raw prompt of token ids: no chat template, no conversation.
+    std::optional<std::vector<int32_t>> prompt_ids;
     ChatMode mode = ChatMode::Single;
     GenerateOptions gen;        // gen.mode picks the decoder (Compare runs AR, then diffusion)
     int step_delay_ms = 0;      // slow motion: a pause after every forward pass

@@ -1,4 +1,4 @@
-// Fast-dLLM v2 block-diffusion decoding, exactly as DESIGN.md section 1 defines it:
+// Fast-dLLM v2 block-diffusion decoding, exactly as docs/design.md describes it:
 // block-causal prefill, blocks of B cells filled sub-block by sub-block with threshold-parallel
 // unmasking, a block-level prefix cache, the sub-block DualCache, and stop-token early exit.
 #include <vector>

@@ -7,7 +7,7 @@
 // no horizontal sums at the end (which cost as much as the dot products themselves when `in` is
 // a few hundred), the same weight vector serves up to 6 tokens from registers, and each panel is
 // one long linear stream for the prefetchers (row-major rows of 1.5-3 KB read four at a time are
-// not). Speed figures: README "Speed, measured here".
+// not). Speed figures: docs/benchmarks.md.
 #include "engine/kernels/kernels.h"
 #include "engine/kernels/kernels_internal.h"
 

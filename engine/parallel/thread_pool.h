@@ -1,10 +1,9 @@
 // The engine's worker threads. A job is a count of chunks; the calling thread and the workers
 // claim chunks one at a time from a shared counter until none is left, so a thread that the OS
 // has taken off its core (another program on a 2-core machine, a hypervisor stealing the vCPU)
-// only delays the chunk it holds: the others take the rest. OpenMP's static split with spinning
-// barriers made such a pass wait a whole scheduler time slice per matrix (measured here, a
-// demo one-token pass went from 0.13 ms to 146 ms with a training job on the cores). Idle
-// workers spin for a millisecond, then sleep.
+// only delays the chunk it holds: the others take the rest. With OpenMP's static split and
+// spinning barriers such a pass waited a whole scheduler time slice per matrix, a thousand times
+// its own length on a busy 2-core machine. Idle workers spin for a millisecond, then sleep.
 #pragma once
 
 #include <cstdint>
