@@ -15,6 +15,7 @@ int cmd_info(int argc, char** argv, int first);
 int cmd_chat(int argc, char** argv, int first);
 int cmd_bench(int argc, char** argv, int first);
 int cmd_mkmodel(int argc, char** argv, int first);
+int cmd_serve(int argc, char** argv, int first);
 
 // The decoding flags shared by generate and chat (--mode, --threshold, --cache, ...).
 struct DecodeFlags {

@@ -17,6 +17,7 @@ static const char* kUsage =
     "commands:\n"
     "  chat        the terminal chat (default when no command is given)\n"
     "  generate    generate text for one prompt (streams text, or --json)\n"
+    "  serve       an OpenAI-compatible HTTP server that streams the decoding, with a web page\n"
     "  tokenize    print the token ids of a text\n"
     "  info        describe a model folder\n"
     "  bench       time forward passes of 1, 8, 32, 512 tokens (a model, or a published shape)\n"
@@ -68,6 +69,7 @@ int main(int argc, char** argv) {
         if (cmd == "info") return cmd_info(argc, argv, shift);
         if (cmd == "bench") return cmd_bench(argc, argv, shift);
         if (cmd == "mkmodel") return cmd_mkmodel(argc, argv, shift);
+        if (cmd == "serve") return cmd_serve(argc, argv, shift);
         std::fprintf(stderr, "fastdllm: unknown command '%s' (see: fastdllm --help)\n", cmd.c_str());
         return 2;
     } catch (const UsageError& e) {

@@ -8,6 +8,8 @@ PKGS=(
   nlohmann-json3-dev                           # config.json, tokenizer.json, safetensors headers, --json output
   libncurses-dev                               # the TUI (wide-character ncursesw)
   libreadline-dev                              # line editing + history in the TUI and plain REPL
+  libcpp-httplib-dev                           # fastdllm serve: the HTTP server
+  curl                                         # tests of the server with a client nobody here wrote
   libpcre2-dev                                 # the tokenizer's own split regex
   libutf8proc-dev                              # NFC normalisation
   libgtest-dev libgmock-dev                    # unit tests
@@ -21,6 +23,10 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# Node.js and npm run the server's tests with the official openai package; a Node.js installed
+# another way (with its own npm) is kept as it is.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -eq 0 ]; then exit 0; fi
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi

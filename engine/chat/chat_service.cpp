@@ -118,6 +118,11 @@ bool ChatService::busy() const {
     return running_ != 0 || !queue_.empty();
 }
 
+size_t ChatService::queued() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return queue_.size();
+}
+
 void ChatService::wait_idle() {
     std::unique_lock<std::mutex> lk(mu_);
     cv_.wait(lk, [&] { return running_ == 0 && queue_.empty(); });
@@ -181,8 +186,35 @@ void ChatService::run(Job& job) {
                                                    ? " · diffusion"
                                                    : " · AR decoding");
     if (!r.reuse_cache) session_->cache().clear();
+    if (r.baseline) {
+        try {
+            ensure_ar(job.sink);
+        } catch (const std::exception& e) {
+            ChatEvent f;
+            f.kind = ChatEvent::Kind::LaneFinished;
+            f.request = job.id;
+            f.error = std::string("AR baseline: ") + e.what();
+            job.sink(std::move(f));
+            done();
+            return;
+        }
+    }
+    Model& lane_model = r.baseline && ar_model_ ? *ar_model_ : *model_;
+    ChatSession& lane_session = r.baseline ? *ar_session_ : *session_;
     if (r.prompt_ids) {
-        run_lane(job, 0, *session_, *model_, label, r.gen);
+        run_lane(job, 0, lane_session, lane_model, r.baseline ? ar_label_ : label, r.gen);
+        done();
+        return;
+    }
+    if (r.baseline) {  // the request's messages, answered by the baseline in a conversation of their own
+        const Conversation kept_ar = ar_session_->conversation();
+        ar_session_->set_conversation(
+            r.messages ? conversation_of(*r.messages, default_system_prompt(lane_model.config().dir)) : session_->conversation());
+        job.req.prompt = r.messages ? r.messages->back().content : r.prompt;
+        GenerateOptions g = r.gen;
+        g.mode = DecodeMode::AR;
+        run_lane(job, 0, *ar_session_, lane_model, ar_label_, g);
+        ar_session_->set_conversation(kept_ar);
         done();
         return;
     }
@@ -275,7 +307,37 @@ bool ChatService::run_lane(Job& job, int lane, ChatSession& session, Model& mode
 
 // Finds or loads the AR baseline: ar_model_dir, else demo-ar beside the chat model, else the chat
 // model itself decoded autoregressively. Runs on the worker (a baseline takes seconds to load).
+void ChatService::load_baseline() {
+    ensure_ar([](ChatEvent&&) {});
+}
+
+std::string ChatService::baseline_name() const {
+    std::lock_guard<std::mutex> lk(const_cast<std::mutex&>(ar_mu_));
+    return ar_model_ ? ar_model_->config().name : ar_session_ ? config().name : "";
+}
+
+int64_t ChatService::prompt_tokens(const ChatRequest& r) {
+    Model* m = model_.get();
+    if (r.baseline) {
+        std::lock_guard<std::mutex> lk(ar_mu_);
+        if (ar_model_) m = ar_model_.get();
+    }
+    if (r.prompt_ids) return int64_t(r.prompt_ids->size());
+    ChatSession s(*m);
+    if (r.messages) {
+        s.set_conversation(conversation_of(*r.messages, default_system_prompt(m->config().dir)));
+        return int64_t(s.prompt_with(r.messages->back().content).size());
+    }
+    {
+        std::lock_guard<std::mutex> lk(conv_mu_);
+        s.set_conversation(session_->conversation());
+        s.set_history_turns(session_->history_turns());
+    }
+    return int64_t(s.prompt_with(r.prompt).size());
+}
+
 void ChatService::ensure_ar(const ChatEventSink& sink) {
+    std::lock_guard<std::mutex> lk(ar_mu_);
     if (ar_session_) return;
     auto info = [&](const std::string& text) {
         ChatEvent e;

@@ -49,6 +49,7 @@ struct ChatRequest {
     // When set, a raw prompt of token ids: no chat template, no conversation.
     std::optional<std::vector<int32_t>> prompt_ids;
     ChatMode mode = ChatMode::Single;
+    bool baseline = false;      // answer with compare mode's AR baseline instead of the chat model
     GenerateOptions gen;        // gen.mode picks the decoder (Compare runs AR, then diffusion)
     int step_delay_ms = 0;      // slow motion: a pause after every forward pass
     bool reuse_cache = true;    // false: forget the cached rows first (timings without reuse)
@@ -111,7 +112,16 @@ public:
     void cancel(uint64_t id);
     void cancel_all();
     bool busy() const;   // a request is running or queued
+    size_t queued() const;  // requests waiting for the worker
     void wait_idle();
+
+    // The prompt a request would run, in tokens (its messages or raw ids; the conversation's
+    // next turn otherwise), on the model that would answer it. Thread-safe.
+    int64_t prompt_tokens(const ChatRequest& r);
+    // The AR baseline's name once it is known ("" before compare mode or a baseline request).
+    std::string baseline_name() const;
+    // Loads the AR baseline now (a server does it at start instead of on its first request).
+    void load_baseline();
 
     // The conversation. Changes are refused (fdl::Error) while a request is running or queued;
     // reads then wait for it.
@@ -158,6 +168,7 @@ private:
     void run(Job& job);
     bool run_lane(Job& job, int lane, ChatSession& session, Model& model, const std::string& label, GenerateOptions g);
     void ensure_ar(const ChatEventSink& info);
+    std::mutex ar_mu_;  // loading the baseline (the worker, or load_baseline())
     void require_idle(const char* what) const;
 };
 

@@ -15,7 +15,7 @@ void TextStream::reset() {
     detok_ = tok_ ? std::make_unique<StreamDetokenizer>(*tok_, true) : nullptr;
     cells_.clear();
     next_ = taken_ = 0;
-    stopped_ = false;
+    stopped_ = limited_ = false;
     text_.clear();
 }
 
@@ -26,7 +26,11 @@ void TextStream::set_cell(int i, int32_t token) {
 }
 
 void TextStream::advance() {
-    while (!stopped_ && next_ < cells_.size() && cells_[next_] >= 0) {
+    while (!stopped_ && !limited_ && next_ < cells_.size() && cells_[next_] >= 0) {
+        if (limit_ >= 0 && int(next_) >= limit_) {
+            limited_ = true;
+            break;
+        }
         const int32_t t = cells_[next_++];
         if (is_stop(stops_, t)) {
             stopped_ = true;
@@ -62,6 +66,7 @@ std::string TextStream::take() {
 std::string TextStream::finish() {
     advance();
     if (detok_ && !stopped_) text_ += detok_->flush();
+    if (limit_ >= 0 && int(next_) >= limit_ && !stopped_) limited_ = true;
     return take();
 }
 

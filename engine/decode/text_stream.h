@@ -28,7 +28,11 @@ public:
     std::string take();    // the text that became final since the last take()
     std::string finish();  // take() plus whatever the detokenizer still holds
 
+    // Ends the text after `tokens` tokens (a client's answer limit shorter than the decoding's).
+    void set_token_limit(int tokens) { limit_ = tokens; }
     bool stopped() const { return stopped_; }  // a stop token was reached
+    bool limited() const { return limited_; }  // the token limit was reached
+    int tokens() const { return int(next_); }  // tokens turned into text so far (stop token included)
     const std::string& text() const { return text_; }  // the whole answer so far
 
 private:
@@ -41,6 +45,8 @@ private:
     size_t next_ = 0;             // cells already turned into text
     size_t taken_ = 0;            // bytes of text_ already returned by take()
     bool stopped_ = false;
+    bool limited_ = false;
+    int limit_ = -1;
     std::string text_;
     void reset();
     void advance();
