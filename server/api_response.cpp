@@ -81,7 +81,13 @@ json step_json(const DecodeEvent& ev, const Tokenizer* tok) {
         un.push_back({u.position, u.token, round_to(u.confidence, 1e4)});
         text.push_back(tok ? text_value(tok->token_bytes(u.token)) : json(""));
     }
-    for (int32_t t : ev.block) block.push_back(t == ev.mask_token ? -1 : t);
+    json block_text = json::array();
+    for (int32_t t : ev.block) {
+        block.push_back(t == ev.mask_token ? -1 : t);
+        block_text.push_back(t == ev.mask_token || !tok ? json("") : text_value(tok->token_bytes(t)));
+    }
+    // A prefill step knows only the prompt's cells of the next block: the rest are undecided.
+    while (int(block.size()) < ev.block_size) block.push_back(-1);
     return {{"kind", step_kind_name(ev.step)},
             {"decoder", decode_mode_name(ev.decoder)},
             {"block_index", ev.block_index},
@@ -92,7 +98,8 @@ json step_json(const DecodeEvent& ev, const Tokenizer* tok) {
             {"nfe", ev.stats.nfe},
             {"unmasked", un},
             {"text", text},
-            {"block", block}};
+            {"block", block},
+            {"block_text", block_text}};
 }
 
 json step_chunk(const AnswerId& a, const json& step) {

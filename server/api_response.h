@@ -34,7 +34,8 @@ nlohmann::json delta_chunk(const AnswerId& a, const std::string& text, bool role
 nlohmann::json usage_chunk(const AnswerId& a, const nlohmann::json& usage, const nlohmann::json& timings);
 // One forward pass: {"kind", "decoder", "block_start", "block_size", "sub_block_size",
 // "prompt_tokens", "nfe", "unmasked": [[position, token id, confidence]...], "text": [the
-// unmasked tokens' text], "block": [the block's token ids, -1 for a masked cell]}.
+// unmasked tokens' text], "block": [the block's token ids, -1 for a masked cell], "block_text":
+// [their text, "" for a masked cell]}.
 nlohmann::json step_json(const DecodeEvent& ev, const Tokenizer* tok);
 nlohmann::json step_chunk(const AnswerId& a, const nlohmann::json& step);
 // The whole answer (no streaming).

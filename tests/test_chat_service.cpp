@@ -92,7 +92,9 @@ TEST(ChatService, AnswersLikeASessionAndStreamsTheStoredText) {
         ASSERT_TRUE(fin.result);
         EXPECT_EQ(fin.result->tokens, want.tokens);
         EXPECT_EQ(fin.text, reference.messages().back().content);
-        if (want.stopped) EXPECT_EQ(streamed, fin.text);  // the stream's text is the stored reply
+        if (want.stopped) {
+            EXPECT_EQ(streamed, fin.text);  // the stream's text is the stored reply
+        }
         EXPECT_EQ(ev.back().kind, ChatEvent::Kind::Done);
         EXPECT_FALSE(ev.back().cancelled);
     }
@@ -187,8 +189,9 @@ TEST(ChatService, CompareModeAnswersWithTheBaselineFirst) {
     check_lane(ev, i, 0);
     ASSERT_EQ(ev.back().kind, ChatEvent::Kind::Done);
     for (const ChatEvent& e : ev)
-        if (e.kind == ChatEvent::Kind::Decode && e.decode.type == DecodeEvent::Type::Started)
+        if (e.kind == ChatEvent::Kind::Decode && e.decode.type == DecodeEvent::Type::Started) {
             EXPECT_EQ(e.decode.decoder, e.lane == 1 ? DecodeMode::AR : DecodeMode::Diffusion);
+        }
     EXPECT_NE(ev[0].text.find("AR decoding"), std::string::npos) << ev[0].text;
     EXPECT_EQ(svc.messages().size(), 2u);  // the chat keeps the dLLM's answer only
 }

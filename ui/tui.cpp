@@ -243,7 +243,9 @@ void Tui::handle_key(int rc, wint_t ch) {
             } else if (rc2 == OK && (c2 == L'\r' || c2 == L'\n')) {
                 in_.insert_newline();
             } else if (rc2 == OK) {
-                in_.feed_bytes("\x1b" + wide_to_utf8(std::wstring(1, wchar_t(c2))));
+                std::string alt(1, '\x1b');  // (not "\x1b" + ...: GCC 12 warns falsely on that, -Wrestrict)
+                alt += wide_to_utf8(std::wstring(1, wchar_t(c2)));
+                in_.feed_bytes(alt);
             } else {
                 handle_key(rc2, c2);
             }

@@ -55,12 +55,21 @@ void ChatEventQueue::clear() {
 
 ChatService::ChatService(const ChatServiceOptions& opts) : opts_(opts) {
     if (opts.model_dir.empty()) throw Error("no model folder given (-m DIR)");
+    if (opts.parallel < 1 || opts.parallel > 64) throw Error("parallel requests must be in [1, 64]");
     LoadOptions lo;
     lo.weight_type = opts.weight_type;
     lo.progress = opts.progress;
     model_ = Model::load(opts.model_dir, lo);
-    session_ = std::make_unique<ChatSession>(*model_);
-    worker_ = std::thread([this] { work(); });
+    if (opts.parallel > 1) group_ = std::make_unique<ForwardGroup>(*model_);
+    for (int i = 0; i < opts.parallel; i++) {
+        slots_.push_back(std::make_unique<Slot>());
+        slots_.back()->index = i;
+        slots_.back()->session = std::make_unique<ChatSession>(*model_);
+    }
+    for (auto& s : slots_) {
+        Slot* slot = s.get();
+        slot->worker = std::thread([this, slot] { work(*slot); });
+    }
 }
 
 ChatService::~ChatService() {
@@ -68,10 +77,11 @@ ChatService::~ChatService() {
         std::lock_guard<std::mutex> lk(mu_);
         stop_ = true;
         for (Job& j : queue_) j.cancelled = true;
-        cancel_.store(true);
+        for (auto& s : slots_) s->cancel.store(true);
     }
     cv_.notify_all();
-    if (worker_.joinable()) worker_.join();
+    for (auto& s : slots_)
+        if (s->worker.joinable()) s->worker.join();
 }
 
 GenerateOptions ChatService::default_options() const {
@@ -95,27 +105,36 @@ uint64_t ChatService::submit(ChatRequest request, ChatEventSink sink) {
     }
     std::lock_guard<std::mutex> lk(mu_);
     const uint64_t id = next_id_++;
-    queue_.push_back(Job{id, std::move(request), std::move(sink)});
-    cv_.notify_all();
+    Job job;
+    job.id = id;
+    job.req = std::move(request);
+    job.sink = std::move(sink);
+    queue_.push_back(std::move(job));
+    dispatch_locked();
     return id;
 }
 
 void ChatService::cancel(uint64_t id) {
     std::lock_guard<std::mutex> lk(mu_);
-    if (running_ == id) cancel_.store(true);
+    for (auto& s : slots_)
+        if (s->job && s->job->id == id) s->cancel.store(true);
     for (Job& j : queue_)
         if (j.id == id) j.cancelled = true;
 }
 
 void ChatService::cancel_all() {
     std::lock_guard<std::mutex> lk(mu_);
-    if (running_) cancel_.store(true);
+    for (auto& s : slots_)
+        if (s->job) s->cancel.store(true);
     for (Job& j : queue_) j.cancelled = true;
 }
 
 bool ChatService::busy() const {
     std::lock_guard<std::mutex> lk(mu_);
-    return running_ != 0 || !queue_.empty();
+    if (!queue_.empty()) return true;
+    for (auto& s : slots_)
+        if (s->job) return true;
+    return false;
 }
 
 size_t ChatService::queued() const {
@@ -125,27 +144,61 @@ size_t ChatService::queued() const {
 
 void ChatService::wait_idle() {
     std::unique_lock<std::mutex> lk(mu_);
-    cv_.wait(lk, [&] { return running_ == 0 && queue_.empty(); });
+    cv_.wait(lk, [&] {
+        if (!queue_.empty()) return false;
+        for (auto& s : slots_)
+            if (s->job) return false;
+        return true;
+    });
 }
 
-void ChatService::work() {
+// How well a job fits a slot's cache: the number of leading messages the slot's last
+// conversation shares with the job's (a continued conversation goes back where its prefix is).
+int ChatService::placement_score(const Slot& slot, const Job& job) const {
+    if (!job.req.messages) return 0;
+    const auto& m = *job.req.messages;
+    int n = 0;
+    while (size_t(n) < m.size() && size_t(n) < slot.last.size() && m[size_t(n)].role == slot.last[size_t(n)].first &&
+           m[size_t(n)].content == slot.last[size_t(n)].second)
+        n++;
+    return n;
+}
+
+// Hands queued jobs to free slots in arrival order. A job on the service's conversation (no
+// messages or ids of its own) runs in slot 0, which holds the conversation; the queue waits for
+// it there rather than let later jobs overtake it.
+void ChatService::dispatch_locked() {
+    while (!queue_.empty()) {
+        Job& j = queue_.front();
+        const bool on_conversation = !j.req.messages && !j.req.prompt_ids;
+        Slot* best = nullptr;
+        int best_score = -1;
+        for (auto& s : slots_) {
+            if (s->job || (on_conversation && s->index != 0)) continue;
+            const int score = placement_score(*s, j);
+            if (score > best_score) best = s.get(), best_score = score;
+        }
+        if (!best) break;
+        best->cancel.store(j.cancelled);
+        best->job = std::move(j);
+        queue_.pop_front();
+    }
+    cv_.notify_all();
+}
+
+void ChatService::work(Slot& slot) {
     for (;;) {
-        Job job;
         {
             std::unique_lock<std::mutex> lk(mu_);
-            cv_.wait(lk, [&] { return stop_ || !queue_.empty(); });
-            if (queue_.empty()) return;  // stopping, nothing left to tell
-            job = std::move(queue_.front());
-            queue_.pop_front();
-            running_ = job.id;
-            cancel_.store(job.cancelled);
+            cv_.wait(lk, [&] { return slot.job.has_value() || (stop_ && queue_.empty()); });
+            if (!slot.job) return;  // stopping, nothing left to tell
         }
-        run(job);
+        run(slot, *slot.job);  // only this worker touches its job until it is reset
         {
             std::lock_guard<std::mutex> lk(mu_);
-            running_ = 0;
+            slot.job.reset();
+            dispatch_locked();
         }
-        cv_.notify_all();
     }
 }
 
@@ -168,98 +221,107 @@ Conversation conversation_of(const std::vector<ChatMessage>& msgs, const std::st
 
 }  // namespace
 
-void ChatService::run(Job& job) {
+ChatSession& ChatService::ar_session(Slot& slot) {
+    if (!slot.ar_session) slot.ar_session = std::make_unique<ChatSession>(ar_model_ ? *ar_model_ : *model_);
+    return *slot.ar_session;
+}
+
+void ChatService::run(Slot& slot, Job& job) {
     auto done = [&] {
         ChatEvent e;
         e.kind = ChatEvent::Kind::Done;
         e.request = job.id;
-        e.cancelled = cancel_.load();
+        e.cancelled = slot.cancel.load();
         job.sink(std::move(e));
     };
-    if (cancel_.load()) {
+    if (slot.cancel.load()) {
         done();
         return;
     }
-    std::lock_guard<std::mutex> conv(conv_mu_);
+    // Slot 0 holds the conversation: its session is locked while it answers (readers wait).
+    std::unique_lock<std::mutex> conv(conv_mu_, std::defer_lock);
+    if (slot.index == 0) conv.lock();
+    ChatSession& session = *slot.session;
     ChatRequest& r = job.req;
     const std::string label = config().name + (r.mode == ChatMode::Compare || r.gen.mode == DecodeMode::Diffusion
                                                    ? " · diffusion"
                                                    : " · AR decoding");
-    if (!r.reuse_cache) session_->cache().clear();
-    if (r.baseline) {
+    auto fail = [&](int lane, const std::string& what) {
+        ChatEvent f;
+        f.kind = ChatEvent::Kind::LaneFinished;
+        f.request = job.id;
+        f.lane = lane;
+        f.error = what;
+        job.sink(std::move(f));
+    };
+    if (r.baseline || r.mode == ChatMode::Compare) {
         try {
             ensure_ar(job.sink);
         } catch (const std::exception& e) {
-            ChatEvent f;
-            f.kind = ChatEvent::Kind::LaneFinished;
-            f.request = job.id;
-            f.error = std::string("AR baseline: ") + e.what();
-            job.sink(std::move(f));
+            fail(r.baseline ? 0 : 1, std::string("AR baseline: ") + e.what());
             done();
             return;
         }
     }
-    Model& lane_model = r.baseline && ar_model_ ? *ar_model_ : *model_;
-    ChatSession& lane_session = r.baseline ? *ar_session_ : *session_;
+    Model& ar_model = ar_model_ ? *ar_model_ : *model_;
+    if (!r.reuse_cache) (r.baseline ? ar_session(slot) : session).cache().clear();
     if (r.prompt_ids) {
-        run_lane(job, 0, lane_session, lane_model, r.baseline ? ar_label_ : label, r.gen);
+        if (r.baseline) run_lane(slot, job, 0, ar_session(slot), ar_model, ar_label_, r.gen);
+        else run_lane(slot, job, 0, session, *model_, label, r.gen);
         done();
         return;
     }
-    if (r.baseline) {  // the request's messages, answered by the baseline in a conversation of their own
-        const Conversation kept_ar = ar_session_->conversation();
-        ar_session_->set_conversation(
-            r.messages ? conversation_of(*r.messages, default_system_prompt(lane_model.config().dir)) : session_->conversation());
-        job.req.prompt = r.messages ? r.messages->back().content : r.prompt;
-        GenerateOptions g = r.gen;
-        g.mode = DecodeMode::AR;
-        run_lane(job, 0, *ar_session_, lane_model, ar_label_, g);
-        ar_session_->set_conversation(kept_ar);
-        done();
-        return;
-    }
-    // A request with its own messages runs in the conversation's place, which is put back after.
+    // A request with its own messages runs in the slot's conversation's place; slot 0 puts the
+    // service's conversation back after, the others keep it (for a continuation to reuse).
+    // Its messages are its history: all of them reach the model, whatever the model's default for
+    // a chat (the client chose them).
     std::optional<Conversation> kept;
+    const int kept_turns = session.history_turns();
     std::string prompt = r.prompt;
     if (r.messages) {
-        kept = session_->conversation();
-        session_->set_conversation(conversation_of(*r.messages, default_system_prompt(config().dir)));
+        if (slot.index == 0) kept = session.conversation();
+        session.set_conversation(conversation_of(*r.messages, default_system_prompt(config().dir)));
+        session.set_history_turns(-1);
         prompt = r.messages->back().content;
+        r.prompt = prompt;
     }
-    bool go_on = true;
-    if (r.mode == ChatMode::Compare) {
-        try {
-            ensure_ar(job.sink);
-            ar_session_->set_history_turns(session_->history_turns());
-            ar_session_->from_json(session_->to_json());  // the same conversation so far
-        } catch (const std::exception& e) {
-            ChatEvent f;
-            f.kind = ChatEvent::Kind::LaneFinished;
-            f.request = job.id;
-            f.lane = 1;
-            f.error = std::string("AR baseline: ") + e.what();
-            job.sink(std::move(f));
-            go_on = false;
+    if (r.baseline) {  // answered by the baseline, in the same conversation
+        ChatSession& ar = ar_session(slot);
+        const Conversation kept_ar = ar.conversation();
+        ar.set_history_turns(session.history_turns());
+        ar.from_json(session.to_json());
+        GenerateOptions g = r.gen;
+        g.mode = DecodeMode::AR;
+        run_lane(slot, job, 0, ar, ar_model, ar_label_, g);
+        ar.set_conversation(kept_ar);
+    } else {
+        bool go_on = true;
+        if (r.mode == ChatMode::Compare) {
+            ChatSession& ar = ar_session(slot);
+            ar.set_history_turns(session.history_turns());
+            ar.from_json(session.to_json());  // the same conversation so far
+            GenerateOptions g = r.gen;
+            g.mode = DecodeMode::AR;
+            go_on = run_lane(slot, job, 1, ar, ar_model, ar_label_, g) && !slot.cancel.load();
         }
         if (go_on) {
             GenerateOptions g = r.gen;
-            g.mode = DecodeMode::AR;
-            Model& m = ar_model_ ? *ar_model_ : *model_;
-            job.req.prompt = prompt;
-            go_on = run_lane(job, 1, *ar_session_, m, ar_label_, g) && !cancel_.load();
+            if (r.mode == ChatMode::Compare) g.mode = DecodeMode::Diffusion;
+            run_lane(slot, job, 0, session, *model_, label, g);
         }
     }
-    if (go_on) {
-        GenerateOptions g = r.gen;
-        if (r.mode == ChatMode::Compare) g.mode = DecodeMode::Diffusion;
-        job.req.prompt = prompt;
-        run_lane(job, 0, *session_, *model_, label, g);
+    if (r.messages) {
+        slot.last.clear();
+        for (const ChatMessage& m : *r.messages) slot.last.emplace_back(m.role, m.content);
+        if (!session.messages().empty() && session.messages().back().role == "assistant")
+            slot.last.emplace_back("assistant", session.messages().back().content);
     }
-    if (kept) session_->set_conversation(std::move(*kept));
+    if (kept) session.set_conversation(std::move(*kept));
+    session.set_history_turns(kept_turns);
     done();
 }
 
-bool ChatService::run_lane(Job& job, int lane, ChatSession& session, Model& model, const std::string& label,
+bool ChatService::run_lane(Slot& slot, Job& job, int lane, ChatSession& session, Model& model, const std::string& label,
                            GenerateOptions g) {
     const ChatRequest& r = job.req;
     ChatEvent start;
@@ -270,6 +332,7 @@ bool ChatService::run_lane(Job& job, int lane, ChatSession& session, Model& mode
     start.text = label;
     job.sink(std::move(start));
 
+    g.group = &model == model_.get() ? group_.get() : ar_group_.get();
     TextStream text(model.has_tokenizer() ? &model.tokenizer() : nullptr, stop_tokens_of(model.config(), g));
     auto on_event = [&](const DecodeEvent& ev) {
         ChatEvent e;
@@ -279,7 +342,7 @@ bool ChatService::run_lane(Job& job, int lane, ChatSession& session, Model& mode
         e.decode = ev;
         e.text = text.on_event(ev);
         job.sink(std::move(e));
-        if (r.step_delay_ms > 0 && ev.type == DecodeEvent::Type::Step) pause_ms(r.step_delay_ms, cancel_);
+        if (r.step_delay_ms > 0 && ev.type == DecodeEvent::Type::Step) pause_ms(r.step_delay_ms, slot.cancel);
     };
     ChatEvent fin;
     fin.kind = ChatEvent::Kind::LaneFinished;
@@ -288,10 +351,10 @@ bool ChatService::run_lane(Job& job, int lane, ChatSession& session, Model& mode
     try {
         auto result = std::make_shared<GenerateResult>();
         if (r.prompt_ids) {
-            *result = generate(model, session.cache(), *r.prompt_ids, g, on_event, &cancel_);
+            *result = generate(model, session.cache(), *r.prompt_ids, g, on_event, &slot.cancel);
             fin.text = model.has_tokenizer() ? model.tokenizer().decode(result->tokens, true) : "";
         } else {
-            *result = session.reply(r.prompt, g, on_event, &cancel_);
+            *result = session.reply(r.prompt, g, on_event, &slot.cancel);
             fin.text = session.messages().empty() ? "" : session.messages().back().content;
             fin.left_out = session.left_out_for_context();
         }
@@ -305,15 +368,13 @@ bool ChatService::run_lane(Job& job, int lane, ChatSession& session, Model& mode
     return ok;
 }
 
-// Finds or loads the AR baseline: ar_model_dir, else demo-ar beside the chat model, else the chat
-// model itself decoded autoregressively. Runs on the worker (a baseline takes seconds to load).
 void ChatService::load_baseline() {
     ensure_ar([](ChatEvent&&) {});
 }
 
 std::string ChatService::baseline_name() const {
     std::lock_guard<std::mutex> lk(const_cast<std::mutex&>(ar_mu_));
-    return ar_model_ ? ar_model_->config().name : ar_session_ ? config().name : "";
+    return ar_model_ ? ar_model_->config().name : ar_ready_ ? config().name : "";
 }
 
 int64_t ChatService::prompt_tokens(const ChatRequest& r) {
@@ -326,19 +387,23 @@ int64_t ChatService::prompt_tokens(const ChatRequest& r) {
     ChatSession s(*m);
     if (r.messages) {
         s.set_conversation(conversation_of(*r.messages, default_system_prompt(m->config().dir)));
+        s.set_history_turns(-1);
         return int64_t(s.prompt_with(r.messages->back().content).size());
     }
     {
         std::lock_guard<std::mutex> lk(conv_mu_);
-        s.set_conversation(session_->conversation());
-        s.set_history_turns(session_->history_turns());
+        s.set_conversation(conversation().conversation());
+        s.set_history_turns(conversation().history_turns());
     }
     return int64_t(s.prompt_with(r.prompt).size());
 }
 
+// Finds or loads the AR baseline: ar_model_dir, else demo-ar beside the chat model, else the chat
+// model itself decoded autoregressively. Runs on a worker (a baseline takes seconds to load) or
+// at a server's start.
 void ChatService::ensure_ar(const ChatEventSink& sink) {
     std::lock_guard<std::mutex> lk(ar_mu_);
-    if (ar_session_) return;
+    if (ar_ready_) return;
     auto info = [&](const std::string& text) {
         ChatEvent e;
         e.kind = ChatEvent::Kind::Info;
@@ -354,8 +419,8 @@ void ChatService::ensure_ar(const ChatEventSink& sink) {
         if (!ec && fs::exists(cand / "config.json", ec) && fs::weakly_canonical(cand, ec) != m) dir = cand.string();
     }
     if (dir.empty()) {
-        ar_session_ = std::make_unique<ChatSession>(*model_);
         ar_label_ = config().name + " · AR decoding (no AR model found: same weights)";
+        ar_ready_ = true;
         return;
     }
     info("loading the AR baseline " + dir + " …");
@@ -364,12 +429,13 @@ void ChatService::ensure_ar(const ChatEventSink& sink) {
     const double t0 = now_seconds();
     lo.progress = load_progress([&](const std::string& text) { info("loading the AR baseline " + dir + " … " + text); });
     ar_model_ = Model::load(dir, lo);
+    if (slots_.size() > 1) ar_group_ = std::make_unique<ForwardGroup>(*ar_model_);
     // replaces the "loading" status line, which would otherwise stay up for its usual time
     char secs[32];
     std::snprintf(secs, sizeof secs, "%.2f", now_seconds() - t0);
     info("loaded the AR baseline " + ar_model_->config().name + " in " + secs + " s");
-    ar_session_ = std::make_unique<ChatSession>(*ar_model_);
     ar_label_ = ar_model_->config().name + " · AR baseline";
+    ar_ready_ = true;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -381,46 +447,46 @@ void ChatService::require_idle(const char* what) const {
 
 std::string ChatService::system() const {
     std::lock_guard<std::mutex> lk(conv_mu_);
-    return session_->system();
+    return conversation().system();
 }
 
 void ChatService::set_system(const std::string& text) {
     require_idle("changing the system prompt");
     std::lock_guard<std::mutex> lk(conv_mu_);
-    session_->set_system(text);
+    conversation().set_system(text);
 }
 
 int ChatService::history_turns() const {
     std::lock_guard<std::mutex> lk(conv_mu_);
-    return session_->history_turns();
+    return conversation().history_turns();
 }
 
 void ChatService::set_history_turns(int n) {
     require_idle("changing the history");
     std::lock_guard<std::mutex> lk(conv_mu_);
-    session_->set_history_turns(n);
+    conversation().set_history_turns(n);
 }
 
 void ChatService::clear() {
     require_idle("clearing the conversation");
     std::lock_guard<std::mutex> lk(conv_mu_);
-    session_->clear();
+    conversation().clear();
 }
 
 std::vector<ChatMessage> ChatService::messages() const {
     std::lock_guard<std::mutex> lk(conv_mu_);
-    return session_->messages();
+    return conversation().messages();
 }
 
 nlohmann::json ChatService::to_json() const {
     std::lock_guard<std::mutex> lk(conv_mu_);
-    return session_->to_json();
+    return conversation().to_json();
 }
 
 void ChatService::from_json(const nlohmann::json& j) {
     require_idle("loading a conversation");
     std::lock_guard<std::mutex> lk(conv_mu_);
-    session_->from_json(j);
+    conversation().from_json(j);
 }
 
 std::string ChatService::saved_text() const {

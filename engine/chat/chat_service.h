@@ -20,6 +20,7 @@
 
 #include "engine/chat/chat_session.h"
 #include "engine/decode/generate.h"
+#include "engine/model/forward_group.h"
 #include "engine/model/model.h"
 
 namespace fdl {
@@ -37,6 +38,10 @@ struct ChatServiceOptions {
     std::optional<WeightType> weight_type;  // empty: auto (LoadOptions)
     // Loading the chat model (LoadOptions::progress). The baseline reports through Info events.
     std::function<void(uint64_t done, uint64_t total)> progress;
+    // Requests answered at once, each in a slot with its own KV cache; their forward passes run
+    // together, rows stacked into one pass (ForwardGroup), since one-token passes are bound by
+    // reading the weights, which all of them share. The conversation lives in slot 0.
+    int parallel = 1;
 };
 
 struct ChatRequest {
@@ -140,35 +145,49 @@ public:
 
 private:
     struct Job {
-        uint64_t id;
+        uint64_t id = 0;
         ChatRequest req;
         ChatEventSink sink;
         bool cancelled = false;
     };
+    // A worker thread with its own caches. Slot 0's session is the service's conversation; the
+    // others keep their last request's conversation, so its continuation reuses the cache there.
+    struct Slot {
+        int index = 0;
+        std::thread worker;
+        std::unique_ptr<ChatSession> session;
+        std::unique_ptr<ChatSession> ar_session;  // compare mode and baseline requests
+        std::optional<Job> job;                   // assigned to this slot, not finished
+        std::atomic<bool> cancel{false};          // the job's cancel flag
+        std::vector<std::pair<std::string, std::string>> last;  // roles and texts of its last conversation
+    };
     ChatServiceOptions opts_;
     std::unique_ptr<Model> model_;
     std::unique_ptr<Model> ar_model_;  // compare mode's baseline, when it is another model
-    // The conversation and its cache (session_), compare mode's copy on the baseline
-    // (ar_session_); guarded by conv_mu_, which the worker holds while it answers.
-    mutable std::mutex conv_mu_;
-    std::unique_ptr<ChatSession> session_;
-    std::unique_ptr<ChatSession> ar_session_;
+    std::unique_ptr<ForwardGroup> group_, ar_group_;  // with several slots: their shared passes
     std::string ar_label_;
+    bool ar_ready_ = false;
+    std::mutex ar_mu_;  // loading the baseline (a worker, or load_baseline())
+    // Slot 0's session is the conversation, guarded by conv_mu_, which slot 0's worker holds
+    // while it answers.
+    mutable std::mutex conv_mu_;
+    std::vector<std::unique_ptr<Slot>> slots_;
 
-    mutable std::mutex mu_;  // the queue and the running request
+    mutable std::mutex mu_;  // the queue and the slots' jobs
     std::condition_variable cv_;
     std::deque<Job> queue_;
     uint64_t next_id_ = 1;
-    uint64_t running_ = 0;   // id of the request being answered (0: none)
     bool stop_ = false;
-    std::atomic<bool> cancel_{false};  // the running request's cancel flag
-    std::thread worker_;
 
-    void work();
-    void run(Job& job);
-    bool run_lane(Job& job, int lane, ChatSession& session, Model& model, const std::string& label, GenerateOptions g);
+    ChatSession& conversation() const { return *slots_[0]->session; }
+    void work(Slot& slot);
+    void dispatch_locked();
+    int placement_score(const Slot& slot, const Job& job) const;
+    void run(Slot& slot, Job& job);
+    bool run_lane(Slot& slot, Job& job, int lane, ChatSession& session, Model& model, const std::string& label,
+                  GenerateOptions g);
     void ensure_ar(const ChatEventSink& info);
-    std::mutex ar_mu_;  // loading the baseline (the worker, or load_baseline())
+    ChatSession& ar_session(Slot& slot);
     void require_idle(const char* what) const;
 };
 

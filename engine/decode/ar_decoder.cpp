@@ -42,7 +42,7 @@ GenerateResult decode_ar(Model& model, KVCache& cache, const std::vector<int32_t
 
     const double t0 = now_seconds();
     Pass p{prompt.data() + reuse, L - reuse, reuse, L, AttnMask::Causal, 0, L - reuse - 1, 1};
-    model.forward(cache, p, logits.data());
+    forward_pass(model, opts, cache, p, logits.data());
     st.passes_by_size[p.n]++;
     cache.tokens.assign(prompt.begin(), prompt.end());
     st.nfe = st.prefill_passes = 1;
@@ -72,7 +72,7 @@ GenerateResult decode_ar(Model& model, KVCache& cache, const std::vector<int32_t
         if (int(res.tokens.size()) >= opts.max_new_tokens) break;
         if (cancel && cancel->load()) { res.cancelled = true; break; }
         Pass d{&res.tokens.back(), 1, pos, pos + 1, AttnMask::Causal, 0, 0, 1};
-        model.forward(cache, d, logits.data());
+        forward_pass(model, opts, cache, d, logits.data());
         st.passes_by_size[1]++;
         cache.tokens.push_back(pk.token);
         st.nfe++;

@@ -15,6 +15,12 @@ inline std::vector<int32_t> stop_tokens_of(const Model& model, const GenerateOpt
     return stop_tokens_of(model.config(), opts);
 }
 
+// One forward pass, alone or with the other members of opts.group.
+inline void forward_pass(Model& model, const GenerateOptions& opts, KVCache& cache, const Pass& p, float* logits) {
+    if (opts.group) opts.group->forward(cache, p, logits);
+    else model.forward(cache, p, logits);
+}
+
 // Length of the common start of the cached tokens and the prompt.
 inline int common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
     size_t n = 0;

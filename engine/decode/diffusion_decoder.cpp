@@ -83,7 +83,7 @@ struct DiffusionRun {
     }
 
     void forward(const Pass& p) {
-        model.forward(cache, p, logits.data());
+        forward_pass(model, opts, cache, p, logits.data());
         res.stats.passes_by_size[p.n]++;
     }
 

@@ -80,6 +80,7 @@ GenerateResult generate(Model& model, KVCache& cache, const std::vector<int32_t>
                     std::to_string(opts.max_new_tokens) + ") + 2 blocks of slack (" + std::to_string(2 * opts.block_size) +
                     ") exceed the model's context of " + std::to_string(model.config().max_position_embeddings) +
                     " positions");
+    const ForwardGroupMember member(opts.group);  // the group waits for this sequence's passes until it ends
     return decoder_for(opts.mode).run(model, cache, prompt, opts, on_event, cancel);
 }
 

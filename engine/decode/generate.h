@@ -11,6 +11,7 @@
 
 #include "engine/decode/decode_events.h"
 #include "engine/model/kv_cache.h"
+#include "engine/model/forward_group.h"
 #include "engine/model/model.h"
 #include "engine/decode/sampler.h"
 
@@ -44,6 +45,9 @@ struct GenerateOptions {
     SamplingOptions sampling;
     std::vector<int32_t> stop_tokens;  // empty: the model's eos ids
     bool record_steps = true;          // keep every step in the result (for --trace)
+    // Runs the forward passes together with other sequences decoded at once (the chat service's
+    // parallel slots); null: alone.
+    ForwardGroup* group = nullptr;
 
     // Throws fdl::Error with a one-line reason when the combination is invalid.
     void validate() const;

@@ -1,29 +1,26 @@
-// A Qwen2 decoder (the architecture of Fast-dLLM v2 and of its AR parent) in float32 on the CPU.
-// One forward pass runs n tokens at consecutive positions: GEMMs with M = n (kernels.h),
-// everything else in loops on the engine's thread pool (thread_pool.h), attention over cache rows
-// [0, attend_len).
+// A decoder of the Qwen2 shape (the architecture of Fast-dLLM v2 and of its AR parent; other
+// families of this shape are entries of architecture.h) on the CPU, its weight matrices kept in
+// float32, bfloat16 or int8 (linear.h). One forward pass runs n tokens at consecutive positions:
+// GEMMs with M = n (kernels.h), everything else in loops on the engine's thread pool
+// (thread_pool.h), attention over cache rows [0, attend_len).
+//
+// model.cpp: loading and building a Model; weight_loader.cpp: checkpoint tensors -> ModelWeights;
+// forward.cpp: the forward pass.
 #pragma once
-#include <functional>
-#include <memory>
-#include <utility>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "engine/model/attn_mask.h"
 #include "engine/model/kv_cache.h"
+#include "engine/model/linear.h"
 #include "engine/model/model_config.h"
 #include "engine/tokenizer/tokenizer.h"
 
 namespace fdl {
-
-// Which cache rows a query at position p may attend to (rows are positions).
-enum class AttnMask {
-    Causal,       // j <= p
-    BlockCausal,  // j / B <= p / B  (bidirectional inside a block, causal across blocks)
-    Full,         // every row < attend_len
-};
 
 struct Pass {
     const int32_t* tokens = nullptr;
@@ -36,79 +33,11 @@ struct Pass {
     int logits_count = 0;
 };
 
-// How weight matrices are kept in memory (chosen at load; the checkpoint may differ).
-enum class WeightType { F32, BF16, INT8 };
-const char* weight_type_name(WeightType t);
-// "f32", "bf16", "int8"; "auto" gives an empty choice (LoadOptions::weight_type). False otherwise.
-bool parse_weight_type(const std::string& s, std::optional<WeightType>& out);
-
-// A Linear's input rows in the form its kernels read: bf16, or int8 with per-row scales (and the
-// unsigned copy the VNNI kernels read); F32 reads the caller's rows as they are. Filled row by row
-// (Linear::prepare_rows), so a pass can split the conversion across threads with the norm or
-// SwiGLU that produces the rows.
-struct LinearInput {
-    std::vector<uint16_t> b16;
-    std::vector<int8_t> q8;
-    std::vector<uint8_t> u8;
-    std::vector<float> scales;
-};
-
-// Memory for weight matrices. resize() leaves new elements uninitialised (the matrices are filled
-// whole right after; zeroing them first was one more pass over every byte of the weights), and a
-// matrix of 2 MB or more is placed on 2 MB boundaries with transparent huge pages asked for
-// (weight_memory.cpp): one-token passes stream every weight, and with 4 KB pages they ran slower
-// in 12 of 16 alternating pairs at the 1.5B shape.
-void* allocate_weights(size_t bytes);
-void free_weights(void* p);
-
-template <class T>
-struct WeightAllocator {
-    using value_type = T;
-    WeightAllocator() = default;
-    template <class U>
-    WeightAllocator(const WeightAllocator<U>&) {}
-    T* allocate(size_t n) { return static_cast<T*>(allocate_weights(n * sizeof(T))); }
-    void deallocate(T* p, size_t) { free_weights(p); }
-    template <class U, class... Args>
-    void construct(U* p, Args&&... args) {
-        if constexpr (sizeof...(Args) == 0) ::new (static_cast<void*>(p)) U;
-        else ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-    }
-    template <class U>
-    bool operator==(const WeightAllocator<U>&) const { return true; }
-    template <class U>
-    bool operator!=(const WeightAllocator<U>&) const { return false; }
-};
-
-// A weight matrix [out, in] (row-major, like the checkpoint) and its optional bias.
-struct Linear {
-    int in = 0, out = 0;
-    WeightType type = WeightType::F32;
-    std::vector<float> w;        // F32
-    std::vector<uint16_t, WeightAllocator<uint16_t>> w16;  // BF16
-    std::vector<int8_t, WeightAllocator<int8_t>> w8;      // INT8, with one scale per row and the row sums (for VNNI)
-    std::vector<float> scale;
-    std::vector<int32_t> wsum;
-    std::vector<float> b;
-    bool packed = false;  // w/w16/w8 in the kernels' 16-row panel layout (kernels.h)
-    // Stores a float32 [out, in] matrix in `type`.
-    void set(const std::vector<float>& m, WeightType type);
-    void set_f32(std::vector<float>&& m);       // the same, keeping m's buffer
-    // BF16 kept as it is (no rounding): rows[r] holds row r's `in` values (little-endian, any
-    // alignment, e.g. inside a mapped file).
-    // `pack` false keeps the rows row-major (a matrix that is only looked up by rows).
-    void set_bf16_rows(const uint8_t* const* rows, bool pack = true);
-    // y[n, out] = x[n, in] @ w^T (+ b)
-    void apply(const float* x, int n, float* y) const;
-    // The same in three steps: make room in li for n rows (before a job), convert rows [r0, r1)
-    // of x (x points at row 0; threads may convert disjoint ranges at once), then multiply the n
-    // prepared rows.
-    void reserve_input(LinearInput& li, int n) const;
-    void prepare_rows(const float* x, int r0, int r1, LinearInput& li) const;
-    void apply_prepared(const float* x, const LinearInput& li, int n, float* y) const;  // F32 reads x
-    // Row r as float32 (embedding lookup).
-    void row(int r, float* dst) const;
-    size_t bytes() const;
+// One sequence's part of a batched pass (Model::forward_batch).
+struct SeqPass {
+    KVCache* cache = nullptr;
+    Pass pass;
+    float* logits = nullptr;
 };
 
 // q/k/v and gate/up, which read the same input, are stacked into one matrix each at load:
@@ -120,6 +49,17 @@ struct LayerWeights {
     Linear o;
     Linear gate_up;  // rows: gate_proj [inter], up_proj [inter]
     Linear down;
+};
+
+// A model's weights in memory, however they were obtained: Model::load reads them from a
+// checkpoint (weight_loader.cpp), tests and benchmarks make random ones (engine/testing), and a
+// reader of another file format would fill them the same way. Matrices in one WeightType, except
+// an untied embedding, which is only looked up by rows.
+struct ModelWeights {
+    Linear embed;                   // [vocab, hidden]
+    std::vector<LayerWeights> layers;
+    std::vector<float> final_norm;  // [hidden]
+    std::optional<Linear> lm_head;  // [vocab, hidden]; none: tied to the embedding
 };
 
 struct LoadOptions {
@@ -134,11 +74,14 @@ struct LoadOptions {
 
 class Model {
 public:
-    // Loads a Hugging Face model folder (config, weights, tokenizer). Throws fdl::Error.
+    // Loads a Hugging Face model folder (config, tokenizer, weights): ModelConfig::from_dir,
+    // Tokenizer::from_model_dir, the checkpoint's tensors by the names of the config's
+    // architecture entry, then from_weights. Throws fdl::Error.
     static std::unique_ptr<Model> load(const std::string& dir, const LoadOptions& opts = {});
-    // A model of the given shape with random weights, built in memory (speed benchmarks at the
-    // published shapes without writing gigabytes to disk). No tokenizer.
-    static std::unique_ptr<Model> random(const ModelConfig& shape, WeightType type, uint64_t seed = 1);
+    // A model of the shape `cfg` with these weights (checked against it; throws fdl::Error). With a
+    // tokenizer, the mask and stop tokens are looked up in it as the architecture entry says.
+    static std::unique_ptr<Model> from_weights(ModelConfig cfg, ModelWeights weights,
+                                               std::optional<Tokenizer> tokenizer = std::nullopt);
 
     const ModelConfig& config() const { return cfg_; }
     const Tokenizer& tokenizer() const { return tok_; }
@@ -147,6 +90,12 @@ public:
 
     // Runs one forward pass, writing K/V into `cache` and logits_count x vocab floats to `logits`.
     void forward(KVCache& cache, const Pass& pass, float* logits);
+    // Several sequences' passes as one: their rows stacked into each matrix product (the weights
+    // read once for all), rotary embeddings, K/V and attention per sequence. Each sequence's
+    // logits equal those of its own forward() up to rounding (a GEMM may group rows differently).
+    void forward_batch(const std::vector<SeqPass>& seqs);
+    // Throws fdl::Error (as forward would) when the pass does not fit the cache or the model.
+    void check_pass(const KVCache& cache, const Pass& pass) const;
     KVCache make_cache() const;
 
     size_t weight_bytes() const;
@@ -174,7 +123,10 @@ private:
     size_t qkv_row() const { return size_t(cfg_.num_heads + 2 * cfg_.num_kv_heads) * cfg_.head_dim; }
     void ensure_scratch(int n);
     // Attention output rows [rb, rb + nr) of the pass into att_ (keys and values from the cache).
-    void attention(KVCache& cache, int layer, const Pass& p, int rb, int nr);
+    // row0: the scratch row of the pass's row 0 (a batched pass holds several sequences' rows).
+    void attention(KVCache& cache, int layer, const Pass& p, int rb, int nr, int row0 = 0);
+    std::vector<int> row_pos_, row_seq_;  // a batched pass: each row's position and sequence
+    std::vector<float> batch_logits_;
 };
 
 }  // namespace fdl

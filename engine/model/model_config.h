@@ -1,5 +1,6 @@
-// The model hyper-parameters and special tokens, read from a Hugging Face model folder:
-// config.json (required), generation_config.json and tokenizer_config.json (optional).
+// The model hyper-parameters and stop tokens, read from a Hugging Face model folder: config.json
+// (required; its keys are those of the architecture's entry, architecture.h) and the stop tokens of
+// generation_config.json (optional). The tokenizer files are read by Tokenizer::from_model_dir.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -7,11 +8,16 @@
 
 namespace fdl {
 
+struct Architecture;
+
 struct ModelConfig {
     std::string dir;
     std::string name;           // folder name, for display
-    std::string architecture;   // Qwen2ForCausalLM or Fast_dLLM_QwenForCausalLM
-    bool is_diffusion = false;  // block-diffusion (Fast-dLLM v2) model
+    std::string architecture;   // config.json's name, e.g. Qwen2ForCausalLM or Fast_dLLM_QwenForCausalLM
+    // Its entry in the architecture table (set by parse; lives as long as the program). A config
+    // built in code may leave it null: architecture_of() then looks the name up.
+    const Architecture* arch = nullptr;
+    bool is_diffusion = false;  // block-diffusion (Fast-dLLM v2) model: the entry's block_diffusion
     int hidden_size = 0;
     int num_layers = 0;
     int num_heads = 0;
@@ -33,7 +39,7 @@ struct ModelConfig {
     static ModelConfig from_dir(const std::string& dir);
     // Parses the text of a config.json (used by from_dir and by the fuzzer).
     static ModelConfig parse(const std::string& text, const std::string& file);
-    std::string describe() const;  // one line: "Qwen2 24L h896 ..."
+    std::string describe() const;  // one line: "block-diffusion Qwen2, 24 layers, hidden 896, ..."
     int64_t parameter_count() const;
 };
 

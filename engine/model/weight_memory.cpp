@@ -1,10 +1,10 @@
-// Allocation of weight matrices (WeightAllocator in model.h).
+// Allocation of weight matrices (WeightAllocator in linear.h).
 #include <sys/mman.h>
 
 #include <cstdlib>
 #include <new>
 
-#include "engine/model/model.h"
+#include "engine/model/linear.h"
 
 namespace fdl {
 

@@ -11,6 +11,7 @@
 
 #include "engine/io/error.h"
 #include "engine/io/safetensors.h"
+#include "engine/model/architecture.h"
 
 namespace fdl {
 
@@ -19,7 +20,8 @@ using json = nlohmann::json;
 bool published_shape(const std::string& name, bool diffusion, ModelConfig& c) {
     c = ModelConfig();
     c.architecture = diffusion ? "Fast_dLLM_QwenForCausalLM" : "Qwen2ForCausalLM";
-    c.is_diffusion = diffusion;
+    c.arch = &architecture_of(c);
+    c.is_diffusion = c.arch->block_diffusion;
     c.rope_theta = 1e6;
     c.rms_norm_eps = 1e-6;
     c.bd_size = 32;
@@ -42,13 +44,6 @@ bool published_shape(const std::string& name, bool diffusion, ModelConfig& c) {
 
 namespace {
 
-struct Planned {
-    std::string name;
-    std::vector<int64_t> shape;
-    enum Init { Weight, Norm, Bias } init;
-    uint64_t bytes = 0;
-};
-
 // A small fast generator: speed matters when writing 15 GB of 7B-shaped weights.
 struct SplitMix {
     uint64_t s;
@@ -65,6 +60,7 @@ struct SplitMix {
 
 uint64_t write_random_model(const std::string& dir, const RandomModelSpec& spec) {
     const ModelConfig& c = spec.shape;
+    const Architecture& a = architecture_of(c);
     ::mkdir(dir.c_str(), 0755);
     DType dt;
     if (spec.dtype == "bf16") dt = DType::BF16;
@@ -73,30 +69,15 @@ uint64_t write_random_model(const std::string& dir, const RandomModelSpec& spec)
     else throw Error("unknown dtype '" + spec.dtype + "' (bf16, f16 or f32)");
     const size_t es = dtype_size(dt);
 
+    struct Planned {
+        CheckpointTensor t;
+        uint64_t bytes;
+    };
     std::vector<Planned> plan;
-    const int64_t H = c.hidden_size, Q = int64_t(c.num_heads) * c.head_dim, KV = int64_t(c.num_kv_heads) * c.head_dim;
-    plan.push_back({"model.embed_tokens.weight", {c.vocab_size, H}, Planned::Weight});
-    for (int l = 0; l < c.num_layers; l++) {
-        const std::string p = "model.layers." + std::to_string(l);
-        plan.push_back({p + ".input_layernorm.weight", {H}, Planned::Norm});
-        plan.push_back({p + ".self_attn.q_proj.weight", {Q, H}, Planned::Weight});
-        plan.push_back({p + ".self_attn.q_proj.bias", {Q}, Planned::Bias});
-        plan.push_back({p + ".self_attn.k_proj.weight", {KV, H}, Planned::Weight});
-        plan.push_back({p + ".self_attn.k_proj.bias", {KV}, Planned::Bias});
-        plan.push_back({p + ".self_attn.v_proj.weight", {KV, H}, Planned::Weight});
-        plan.push_back({p + ".self_attn.v_proj.bias", {KV}, Planned::Bias});
-        plan.push_back({p + ".self_attn.o_proj.weight", {H, Q}, Planned::Weight});
-        plan.push_back({p + ".post_attention_layernorm.weight", {H}, Planned::Norm});
-        plan.push_back({p + ".mlp.gate_proj.weight", {c.intermediate_size, H}, Planned::Weight});
-        plan.push_back({p + ".mlp.up_proj.weight", {c.intermediate_size, H}, Planned::Weight});
-        plan.push_back({p + ".mlp.down_proj.weight", {H, c.intermediate_size}, Planned::Weight});
-    }
-    plan.push_back({"model.norm.weight", {H}, Planned::Norm});
-    if (!c.tie_word_embeddings) plan.push_back({"lm_head.weight", {c.vocab_size, H}, Planned::Weight});
-    for (auto& t : plan) {
+    for (CheckpointTensor& t : checkpoint_tensors(a, c)) {
         int64_t n = 1;
         for (auto d : t.shape) n *= d;
-        t.bytes = uint64_t(n) * es;
+        plan.push_back({std::move(t), uint64_t(n) * es});
     }
     // Split into shards of at most shard_bytes (a tensor never straddles two shards).
     std::vector<std::vector<size_t>> shards(1);
@@ -121,9 +102,10 @@ uint64_t write_random_model(const std::string& dir, const RandomModelSpec& spec)
         json header = json::object();
         uint64_t off = 0;
         for (size_t i : shards[s]) {
-            header[plan[i].name] = {{"dtype", dtype_name(dt)}, {"shape", plan[i].shape}, {"data_offsets", {off, off + plan[i].bytes}}};
+            const CheckpointTensor& t = plan[i].t;
+            header[t.name] = {{"dtype", dtype_name(dt)}, {"shape", t.shape}, {"data_offsets", {off, off + plan[i].bytes}}};
             off += plan[i].bytes;
-            weight_map[plan[i].name] = fname;
+            weight_map[t.name] = fname;
         }
         std::string h = header.dump();
         while ((h.size() + 8) % 8) h.push_back(' ');
@@ -140,8 +122,10 @@ uint64_t write_random_model(const std::string& dir, const RandomModelSpec& spec)
                 const uint64_t m = std::min(chunk, n - done);
                 buf.resize(m * es);
                 for (uint64_t k = 0; k < m; k++) {
-                    float v = plan[i].init == Planned::Norm ? 1.0f : plan[i].init == Planned::Bias ? 0.1f * scale * rng.uniform()
-                                                                                                   : scale * rng.uniform();
+                    const CheckpointTensor::Kind kind = plan[i].t.kind;
+                    float v = kind == CheckpointTensor::Norm   ? 1.0f
+                              : kind == CheckpointTensor::Bias ? 0.1f * scale * rng.uniform()
+                                                               : scale * rng.uniform();
                     if (dt == DType::BF16) { uint16_t x = f32_to_bf16(v); std::memcpy(&buf[k * 2], &x, 2); }
                     else if (dt == DType::F16) { uint16_t x = f32_to_f16(v); std::memcpy(&buf[k * 2], &x, 2); }
                     else std::memcpy(&buf[k * 4], &v, 4);
@@ -155,30 +139,36 @@ uint64_t write_random_model(const std::string& dir, const RandomModelSpec& spec)
         std::ofstream idx(dir + "/model.safetensors.index.json");
         idx << json{{"metadata", {{"total_size", total}}}, {"weight_map", weight_map}}.dump(2);
     }
+    // The hyper-parameters under the family's config keys (architecture.h); none it lacks.
+    const ConfigKeys& k = a.config;
     json cfg = {{"architectures", {c.architecture}},
-                {"model_type", c.is_diffusion ? "Fast_dLLM_Qwen" : "qwen2"},
-                {"hidden_size", c.hidden_size},
-                {"num_hidden_layers", c.num_layers},
-                {"num_attention_heads", c.num_heads},
-                {"num_key_value_heads", c.num_kv_heads},
-                {"intermediate_size", c.intermediate_size},
-                {"vocab_size", c.vocab_size},
-                {"max_position_embeddings", c.max_position_embeddings},
-                {"rope_theta", c.rope_theta},
-                {"rms_norm_eps", c.rms_norm_eps},
-                {"tie_word_embeddings", c.tie_word_embeddings},
-                {"hidden_act", "silu"},
-                {"eos_token_id", c.eos_token_ids.empty() ? json(nullptr) : json(c.eos_token_ids[0])},
+                {"model_type", a.model_type},
                 {"torch_dtype", spec.dtype == "bf16" ? "bfloat16" : spec.dtype == "f16" ? "float16" : "float32"}};
-    if (c.head_dim != c.hidden_size / c.num_heads) cfg["head_dim"] = c.head_dim;
-    if (c.is_diffusion) cfg["bd_size"] = c.bd_size;
+    auto put = [&](const std::string& key, const json& v) {
+        if (!key.empty()) cfg[key] = v;
+    };
+    put(k.hidden_size, c.hidden_size);
+    put(k.num_layers, c.num_layers);
+    put(k.num_heads, c.num_heads);
+    put(k.num_kv_heads, c.num_kv_heads);
+    put(k.intermediate_size, c.intermediate_size);
+    put(k.vocab_size, c.vocab_size);
+    put(k.max_position_embeddings, c.max_position_embeddings);
+    put(k.rope_theta, c.rope_theta);
+    put(k.rms_norm_eps, c.rms_norm_eps);
+    put(k.tie_word_embeddings, c.tie_word_embeddings);
+    put(k.hidden_act, "silu");
+    put(k.eos_token_id, c.eos_token_ids.empty() ? json(nullptr) : json(c.eos_token_ids[0]));
+    if (c.head_dim != c.hidden_size / c.num_heads) put(k.head_dim, c.head_dim);
+    if (c.is_diffusion) put(k.block_size, c.bd_size);
     std::ofstream(dir + "/config.json") << cfg.dump(2);
     if (!spec.tokenizer_json.empty()) {
         std::ifstream in(spec.tokenizer_json, std::ios::binary);
         if (!in) throw file_error(spec.tokenizer_json, "cannot read");
         std::ofstream(dir + "/tokenizer.json", std::ios::binary) << in.rdbuf();
     }
-    if (spec.mask_token_id >= 0) std::ofstream(dir + "/added_tokens.json") << json{{"|<MASK>|", spec.mask_token_id}}.dump();
+    if (spec.mask_token_id >= 0 && !a.mask_token.empty())
+        std::ofstream(dir + "/added_tokens.json") << json{{a.mask_token, spec.mask_token_id}}.dump();
     return total;
 }
 
