@@ -10,10 +10,11 @@
 
 #include "app/commands.h"
 #include "engine/model/load_progress.h"
-#include "engine/decode/decode_util.h"
+#include "engine/io/clock.h"
 #include "engine/kernels/kernels.h"
 #include "engine/testing/machine_probe.h"
 #include "engine/testing/random_model.h"
+#include "engine/testing/random_weights.h"
 #include "engine/parallel/threads.h"
 
 namespace fdl::cli {
@@ -69,7 +70,7 @@ int cmd_bench(int argc, char** argv, int first) {
         if (!published_shape(shape, true, c)) throw UsageError{"--shape: unknown shape '" + shape + "'"};
         const WeightType wt = dtype.value_or(WeightType::BF16);
         std::fprintf(stderr, "building a random %s model in memory (%s)...\n", shape.c_str(), weight_type_name(wt));
-        model = Model::random(c, wt);
+        model = random_model(c, wt);
         name = shape;
     } else {
         LoadOptions lo;
