@@ -13,8 +13,14 @@ namespace fdl::cli {
 int cmd_info(int argc, char** argv, int first) {
     std::string model_dir;
     bool as_json = false;
-    ArgParser p("info", "[-m DIR] [--json]");
-    p.add({"-m", "--model", "DIR", "model folder (default: the demo dLLM)", [&](const std::string& v) { model_dir = v; }});
+    std::optional<WeightType> load_type;
+    ArgParser p("info", "[-m DIR] [--dtype T] [--json]");
+    p.add({"-m", "--model", "DIR", "model folder, or ORG/NAME in the Hugging Face cache (default: the demo dLLM)", [&](const std::string& v) { model_dir = v; }});
+    p.add({"", "--dtype", "T", "load the weights as: auto | f32 | bf16 | int8 | int4 (the memory they take is shown)",
+           [&](const std::string& v) {
+               if (!parse_weight_type(v, load_type))
+                   throw UsageError{std::string("--dtype: expected ") + weight_type_choices() + ", got '" + v + "'"};
+           }});
     p.add({"", "--json", "", "print JSON", [&](const std::string&) { as_json = true; }});
     std::vector<std::string> rest = p.parse(argc, argv, first);
     if (p.help_requested()) {
@@ -22,8 +28,9 @@ int cmd_info(int argc, char** argv, int first) {
         return 0;
     }
     if (!rest.empty()) throw UsageError{"unexpected argument '" + rest[0] + "'"};
-    if (model_dir.empty()) model_dir = default_model_dir();
+    model_dir = resolve_model_dir(model_dir);
     LoadOptions lo;
+    lo.weight_type = load_type;
     lo.progress = stderr_load_progress(model_dir);
     auto model = Model::load(model_dir, lo);
     const ModelConfig& c = model->config();
@@ -57,6 +64,7 @@ int cmd_info(int argc, char** argv, int first) {
                         {"file_dtype", dtype},
                         {"file_bytes", file_bytes},
                         {"loaded_bytes", model->weight_bytes()},
+                        {"loaded_dtype", weight_type_name(model->weight_type())},
                         {"mask_token_id", model->mask_token_id()},
                         {"eos_token_ids", c.eos_token_ids}};
     if (as_json) {

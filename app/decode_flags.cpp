@@ -37,10 +37,10 @@ void add_decode_flags(ArgParser& p, DecodeFlags& f) {
            [&g](const std::string& v) { g.sampling.top_k = parse_int("--top-k", v, 0, INT_MAX); }});
     p.add({"", "--seed", "S", "random seed for sampling (default 0)",
            [&g](const std::string& v) { g.sampling.seed = parse_u64("--seed", v); }});
-    p.add({"", "--dtype", "T", "weights in memory: auto (bf16 above 1M parameters, else f32) | f32 | bf16 | int8",
+    p.add({"", "--dtype", "T", "weights in memory: auto (bf16 above 1M parameters, else f32) | f32 | bf16 | int8 | int4",
            [&f](const std::string& v) {
                if (!parse_weight_type(v, f.dtype))
-                   throw UsageError{"--dtype: expected auto, f32, bf16 or int8, got '" + v + "'"};
+                   throw UsageError{std::string("--dtype: expected ") + weight_type_choices() + ", got '" + v + "'"};
            }});
     p.add({"-t", "--threads", "N", "CPU threads (default: physical cores)",
            [&f](const std::string& v) { f.threads = parse_int("--threads", v, 1, 1024); }});

@@ -1,4 +1,4 @@
-// y[M, out] = x[M, in] @ W^T for the three weight types, at M = 1 (AR step), 8 (DualCache
+// y[M, out] = x[M, in] @ W^T for the four weight types, at M = 1 (AR step), 8 (DualCache
 // sub-block), 32 (full block) and 512 (prompt), on a Qwen2.5-1.5B MLP-shaped matrix. Four
 // copies are used in turn so the weights come from memory, not from the 32 MB L3, as in a pass.
 // Run: build/bench/bench_kernels   (reports GB/s of weights streamed and GFLOP/s)
@@ -38,9 +38,11 @@ void run(benchmark::State& state, fdl::WeightType type) {
 void BM_F32(benchmark::State& s) { run(s, fdl::WeightType::F32); }
 void BM_BF16(benchmark::State& s) { run(s, fdl::WeightType::BF16); }
 void BM_INT8(benchmark::State& s) { run(s, fdl::WeightType::INT8); }
+void BM_INT4(benchmark::State& s) { run(s, fdl::WeightType::INT4); }
 
 }  // namespace
 
 BENCHMARK(BM_F32)->Arg(1)->Arg(8)->Arg(32)->Arg(512)->UseRealTime();
 BENCHMARK(BM_BF16)->Arg(1)->Arg(8)->Arg(32)->Arg(512)->UseRealTime();
 BENCHMARK(BM_INT8)->Arg(1)->Arg(8)->Arg(32)->Arg(512)->UseRealTime();
+BENCHMARK(BM_INT4)->Arg(1)->Arg(8)->Arg(32)->Arg(512)->UseRealTime();

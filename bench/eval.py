@@ -20,6 +20,13 @@ engine's own request time, `timings.total_s` = prefill + decode, when its JSON h
 the process wall time, which includes model loading; the `tok/s source` column says which), mean tokens per forward
 (generated tokens / nfe; the engine's nfe counts every forward of the request, prefill included),
 mean generated tokens. Writes bench/results/eval.md, eval.csv and eval_items.jsonl.
+
+  python3 bench/eval.py --dtypes bf16,int8,int4 [--extra -t 1]
+
+instead runs every prompt once per weight type (`--dtype`, the types taking turns prompt by
+prompt) and writes eval_dtypes.md and eval_dtypes.csv: per family and mode, each type's exact
+match and tokens per forward, each type's difference from the first one in points, and how many
+answers changed against the first type.
 """
 import argparse
 import csv
@@ -120,12 +127,14 @@ def paired_rows(items_out, fams):
     return rows
 
 
-def run_one(args, model, mode, prompt):
+def run_one(args, model, mode, prompt, dtype=None):
     cmd = [args.bin, "generate", "-m", model, "--prompt", prompt, "--chat", "--warmup", "-n", str(args.max_new_tokens),
            "--mode", mode, "--json"]
     if mode == "diffusion":
         cmd += ["--threshold", str(args.threshold), "--block-size", str(args.block_size),
                 "--sub-block-size", str(args.sub_block_size), "--cache", args.cache]
+    if dtype:
+        cmd += ["--dtype", dtype]
     cmd += args.extra
     t0 = time.time()
     for attempt in range(3):  # the binary may be mid-rebuild (ETXTBSY / EACCES): retry briefly
@@ -166,6 +175,8 @@ def main():
     ap.add_argument("--cache", default="dual")
     ap.add_argument("--timeout", type=float, default=300)
     ap.add_argument("--out-dir", default="bench/results")
+    ap.add_argument("--dtype", default="", help="weight type for both models (--dtype of the engine)")
+    ap.add_argument("--dtypes", default="", help="comma list: compare these weight types (writes eval_dtypes.*)")
     ap.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="further CLI flags, passed as-is (last)")
     args = ap.parse_args()
 
@@ -175,6 +186,8 @@ def main():
         os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(args.eval_dir, "*.jsonl")))
     modes = [m for m in args.modes.split(",") if m]
     os.makedirs(args.out_dir, exist_ok=True)
+    if args.dtypes:
+        return compare_dtypes(args, fams, modes, [d for d in args.dtypes.split(",") if d])
     rows, items_out = [], []
     totals = {m: {"n": 0, "ok": 0, "ntok": 0, "nfe": 0, "secs": 0.0} for m in modes}
     for fam in fams:
@@ -189,7 +202,7 @@ def main():
             srcs = set()
             tpf = []
             for it in items:
-                r = run_one(args, model, mode, it["prompt"])
+                r = run_one(args, model, mode, it["prompt"], args.dtype or None)
                 pred = extract(fam, r["text"])
                 hit = pred == it["answer"]
                 n += 1
@@ -240,6 +253,7 @@ def main():
     desc = (f"Models: AR `{args.ar_model}` (--mode ar), dLLM `{args.dllm_model}` (--mode diffusion, threshold "
             f"{args.threshold}, block {args.block_size}, sub-block {args.sub_block_size}, cache {args.cache}); "
             f"max {args.max_new_tokens} new tokens; binary `{args.bin}`"
+            + (f"; weights `--dtype {args.dtype}`" if args.dtype else "")
             + (f"; further flags for both: `{' '.join(args.extra)}`" if args.extra else "")
             + ". tokens/forward = generated tokens / nfe "
             f"(nfe as reported by the engine, prefill included; the 'all' row pools tokens and nfe).")
@@ -262,6 +276,72 @@ def main():
                  "(two-sided exact McNemar test); at 100 items per family a 5-point gap is often noise.\n\n"
                  + "\n".join(pmd) + "\n")
     with open(os.path.join(args.out_dir, "eval.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+def compare_dtypes(args, fams, modes, dtypes):
+    """Every prompt once per weight type, the types taking turns; writes eval_dtypes.md/.csv."""
+    acc = {}  # (family, mode, dtype) -> counts
+    answers = {}  # (family, mode, prompt, dtype) -> (ok, pred)
+    for fam in fams:
+        with open(os.path.join(args.eval_dir, fam + ".jsonl")) as f:
+            items = [json.loads(l) for l in f if l.strip()]
+        if args.limit:
+            items = items[:args.limit]
+        for mode in modes:
+            model = args.ar_model if mode == "ar" else args.dllm_model
+            for it in items:
+                for d in dtypes:
+                    r = run_one(args, model, mode, it["prompt"], d)
+                    pred = extract(fam, r["text"])
+                    hit = pred == it["answer"]
+                    for key in ((fam, mode, d), ("all", mode, d)):
+                        a = acc.setdefault(key, {"n": 0, "ok": 0, "ntok": 0, "nfe": 0, "secs": 0.0})
+                        a["n"] += 1
+                        a["ok"] += hit
+                        a["ntok"] += r["ntok"]
+                        a["nfe"] += r["nfe"]
+                        a["secs"] += r["secs"]
+                    answers[(fam, mode, it["prompt"], d)] = (hit, pred)
+            line = " ".join(f"{d} {100 * acc[(fam, mode, d)]['ok'] / acc[(fam, mode, d)]['n']:.0f}%" for d in dtypes)
+            print(f"{fam:12s} {mode:9s} {line}", file=sys.stderr, flush=True)
+    base = dtypes[0]
+    rows = []
+    for fam in fams + ["all"]:
+        for mode in modes:
+            row = {"family": fam, "mode": mode, "n": acc[(fam, mode, base)]["n"]}
+            for d in dtypes:
+                a = acc[(fam, mode, d)]
+                row[f"exact_match_{d}"] = a["ok"] / a["n"]
+                row[f"tokens_per_forward_{d}"] = a["ntok"] / a["nfe"] if a["nfe"] else 0.0
+                row[f"tok_s_{d}"] = a["ntok"] / a["secs"] if a["secs"] else 0.0
+                keys = [k for k in answers if k[3] == d and k[1] == mode and (fam == "all" or k[0] == fam)]
+                row[f"changed_{d}"] = sum(answers[k][1] != answers[(k[0], k[1], k[2], base)][1] for k in keys)
+            rows.append(row)
+    hdr = list(rows[0].keys())
+    with open(os.path.join(args.out_dir, "eval_dtypes.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=hdr)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()})
+    others = dtypes[1:]
+    cols = ([(d, lambda r, d=d: f"{100 * r[f'exact_match_{d}']:.1f}%") for d in dtypes]
+            + [(f"{d} - {base}", lambda r, d=d: f"{100 * (r[f'exact_match_{d}'] - r[f'exact_match_{base}']):+.1f}")
+               for d in others]
+            + [(f"tok/fwd {d}", lambda r, d=d: f"{r[f'tokens_per_forward_{d}']:.2f}") for d in dtypes]
+            + [(f"answers changed, {d}", lambda r, d=d: f"{r[f'changed_{d}']}") for d in others])
+    md = ["| family | mode | n | " + " | ".join(c[0] for c in cols) + " |", "|---|---|---:|" + "---:|" * len(cols)]
+    for r in rows:
+        md.append(f"| {r['family']} | {r['mode']} | {r['n']} | " + " | ".join(c[1](r) for c in cols) + " |")
+    desc = (f"Exact match per weight type (`--dtype`), every prompt run once per type, the types taking turns. "
+            f"Models: AR `{args.ar_model}`, dLLM `{args.dllm_model}` (threshold {args.threshold}, block "
+            f"{args.block_size}, sub-block {args.sub_block_size}, cache {args.cache}); max {args.max_new_tokens} new "
+            f"tokens; binary `{args.bin}`" + (f"; further flags: `{' '.join(args.extra)}`" if args.extra else "")
+            + f". tokens/forward = generated tokens / nfe (prefill included). 'answers changed': extracted answers "
+            f"that differ from {base}'s.")
+    text = "\n".join(md) + "\n\n" + desc + "\n"
+    with open(os.path.join(args.out_dir, "eval_dtypes.md"), "w") as f:
         f.write(text)
     print(text)
 

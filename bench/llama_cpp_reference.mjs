@@ -14,7 +14,7 @@
 //           by the number of generated tokens; each pass computes the full logits (lm_head) and
 //           samples, as real decoding does.
 //   prompt: one batch of --prompt tokens in a single llama_decode (batch size = prompt length).
-// Both are the median over --reps repetitions. llama.cpp's own perf counters are printed too as
+// Both are the median over --reps repetitions (the CSV also has the best repetition of each). llama.cpp's own perf counters are printed too as
 // a cross-check of the JS-side wall clock.
 import fs from "node:fs";
 import path from "node:path";
@@ -207,10 +207,11 @@ async function main() {
 
     if (args.csv) {
         const header = "shape,dtype,file_gb,threads,decode_tok_s,prompt_tok_s,decode_tokens,prompt_tokens,reps," +
-                       "node_llama_cpp,llama_cpp,cpu_variant,flash_attn\n";
+                       "node_llama_cpp,llama_cpp,cpu_variant,flash_attn,decode_best_tok_s,prompt_best_tok_s\n";
         const row = [args.shape || path.basename(args.model), args.dtype, fileGB.toFixed(3), args.threads,
                      decodeTokS.toFixed(2), promptTokS.toFixed(1), args.decode, args.prompt, args.reps,
-                     pkgVersion, release, variant, fa].join(",") + "\n";
+                     pkgVersion, release, variant, fa, (1000 / Math.min(...decodeMs)).toFixed(2),
+                     (args.prompt / (Math.min(...promptMs) / 1000)).toFixed(1)].join(",") + "\n";
         if (!fs.existsSync(args.csv) || fs.statSync(args.csv).size === 0) fs.writeFileSync(args.csv, header);
         fs.appendFileSync(args.csv, row);
     }

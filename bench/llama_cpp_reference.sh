@@ -12,7 +12,7 @@ REPS=5
 DECODE=128
 PROMPT=512
 CSV=bench/results/llama_cpp_reference.csv
-DEFAULT_MODELS="qwen2.5-0.5b:f32 qwen2.5-0.5b:f16 qwen2.5-0.5b:q8_0 qwen2.5-1.5b:f32 qwen2.5-1.5b:f16 qwen2.5-1.5b:q8_0"
+DEFAULT_MODELS="qwen2.5-0.5b:f32 qwen2.5-0.5b:f16 qwen2.5-0.5b:q8_0 qwen2.5-0.5b:q4_0 qwen2.5-1.5b:f32 qwen2.5-1.5b:f16 qwen2.5-1.5b:q8_0 qwen2.5-1.5b:q4_0"
 
 usage() {
   cat <<EOF
@@ -20,9 +20,10 @@ usage: bench/llama_cpp_reference.sh [options] [SHAPE:DTYPE ...]
 
 Times llama.cpp (the prebuilt CPU binaries of the npm package node-llama-cpp $NLC_VERSION, run
 through its JS API by bench/llama_cpp_reference.mjs) on random-weight GGUF files that
-bench/make_gguf.py writes in the published shapes. Weight values do not change the speed.
+bench/make_gguf.py writes in the published shapes: the weights \`fastdllm bench --shape SHAPE\`
+builds in memory (make_gguf.py --weights engine), quantised as llama.cpp's reference quantisers do.
 
-  SHAPE: qwen2.5-0.5b | qwen2.5-1.5b      DTYPE: f32 | f16 | q8_0
+  SHAPE: qwen2.5-0.5b | qwen2.5-1.5b      DTYPE: f32 | f16 | q8_0 | q4_0
   default: $DEFAULT_MODELS
 
 For each model it measures, after an untimed warm-up, the median over --reps repetitions of
@@ -38,8 +39,9 @@ What it does:
      npm install node-llama-cpp@$NLC_VERSION and @node-llama-cpp/linux-x64@$NLC_VERSION there
      (needs node >= 20, npm and the npm registry; Linux x86-64 only; install scripts are skipped
      and llama.cpp is never built from source: only the prebuilt binaries are used)
-  2. writes each missing GGUF file to the GGUF folder (python3; 0.5B: 2.0 / 1.0 / 0.53 GB,
-     1.5B: 6.2 / 3.1 / 1.65 GB for f32 / f16 / q8_0; files already there are reused)
+  2. writes each missing GGUF file to the GGUF folder (python3 with numpy; 0.5B: 2.0 / 1.0 /
+     0.53 / 0.35 GB, 1.5B: 6.2 / 3.1 / 1.65 / 1.0 GB for f32 / f16 / q8_0 / q4_0; files already
+     there are reused)
   3. runs bench/llama_cpp_reference.mjs on each, appending one row per model to the CSV
      (the CSV is started afresh by each run) and saving llama.cpp's log next to the GGUF files
   4. prints a markdown table of this run's rows
@@ -78,7 +80,8 @@ done
 [ ${#MODELS[@]} -eq 0 ] && read -r -a MODELS <<<"$DEFAULT_MODELS"
 for m in "${MODELS[@]}"; do
   case "$m" in
-    qwen2.5-0.5b:f32|qwen2.5-0.5b:f16|qwen2.5-0.5b:q8_0|qwen2.5-1.5b:f32|qwen2.5-1.5b:f16|qwen2.5-1.5b:q8_0) ;;
+    qwen2.5-0.5b:f32|qwen2.5-0.5b:f16|qwen2.5-0.5b:q8_0|qwen2.5-0.5b:q4_0) ;;
+    qwen2.5-1.5b:f32|qwen2.5-1.5b:f16|qwen2.5-1.5b:q8_0|qwen2.5-1.5b:q4_0) ;;
     *) die "unknown model '$m': expected SHAPE:DTYPE, e.g. qwen2.5-0.5b:f16 (see --help)" ;;
   esac
 done
@@ -106,11 +109,18 @@ fi
 [ "$INSTALL_ONLY" = 1 ] && { echo "node-llama-cpp $NLC_VERSION is in $PREFIX"; exit 0; }
 
 # ---- 2. GGUF files ----
-command -v python3 >/dev/null || die "python3 is not installed (bench/make_gguf.py writes the GGUF files)"
+# The engine's own random weights (make_gguf.py --weights engine) need numpy: the first python3
+# that has it (Debian's python3-numpy is for /usr/bin/python3).
+PY=""
+for p in python3 /usr/bin/python3; do
+  if command -v "$p" >/dev/null && "$p" -c "import numpy" 2>/dev/null; then PY=$p; break; fi
+done
+[ -n "$PY" ] || die "no python3 with numpy (bench/make_gguf.py --weights engine writes the GGUF files; Debian: apt-get install python3-numpy)"
 mkdir -p "$GGUF_DIR"
+gguf_of() { echo "$GGUF_DIR/${1%%:*}-${1##*:}-engine.gguf"; }
 for m in "${MODELS[@]}"; do
-  f="$GGUF_DIR/${m%%:*}-${m##*:}.gguf"
-  [ -f "$f" ] || python3 bench/make_gguf.py --shape "${m%%:*}" --dtype "${m##*:}" -o "$f"
+  f=$(gguf_of "$m")
+  [ -f "$f" ] || "$PY" bench/make_gguf.py --weights engine --shape "${m%%:*}" --dtype "${m##*:}" -o "$f"
 done
 
 # ---- 3. timing ----
@@ -119,7 +129,7 @@ rm -f "$CSV"
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 failed=0
 for m in "${MODELS[@]}"; do
-  f="$GGUF_DIR/${m%%:*}-${m##*:}.gguf"
+  f=$(gguf_of "$m")
   echo
   echo "== llama.cpp: ${m%%:*} ${m##*:} ($f) =="
   node bench/llama_cpp_reference.mjs --prefix "$PREFIX" --model "$f" --shape "${m%%:*}" --dtype "${m##*:}" \

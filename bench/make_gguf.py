@@ -3,10 +3,18 @@
 
 No published weights can be downloaded here, and the speed of a forward pass does not depend on
 the values of the weights, so this writes the published *shapes* of Qwen2.5-0.5B / 1.5B with small
-random (finite) values, as F32, F16 or Q8_0, plus a synthetic tokenizer (llama.cpp refuses to load
-a model without one). Pure Python 3 standard library: /usr/bin/python3 has no numpy.
+random (finite) values, as F32, F16, Q8_0 or Q4_0, plus a synthetic tokenizer (llama.cpp refuses
+to load a model without one).
 
     python3 bench/make_gguf.py --shape qwen2.5-0.5b --dtype f16 -o /tmp/fastdllm-gguf/qwen2.5-0.5b-f16.gguf
+
+--weights random (the default; Python standard library only) repeats a random piece of about
+1 MiB of already-quantised blocks. --weights engine (needs numpy) writes the very weights that
+`fastdllm bench --shape NAME` builds in memory (engine/testing/random_weights.cpp: splitmix64 draws
+from seed 1, in the same order), quantised as llama.cpp's reference quantisers do: Q8_0 and Q4_0
+(per 32 weights: d = amax / 127, or d = m / -8 with m the value of largest magnitude, as f16). A
+Q4_0 file keeps the tied embedding, which is also the output matrix, in Q6_K, as llama-quantize
+does for Q4_0 (a plain per-16 scale and per-256 scale here, not llama-quantize's search).
 
 Format (GGUF version 3, little-endian), as in ggml's docs/gguf.md:
     header:  "GGUF", u32 version, u64 tensor_count, u64 metadata_kv_count
@@ -37,10 +45,13 @@ CONTEXT_LENGTH = 32768
 ALIGNMENT = 32
 
 # ggml tensor types and the matching general.file_type (llama_ftype) values.
-GGML_F32, GGML_F16, GGML_Q8_0 = 0, 1, 8
-DTYPES = {"f32": (GGML_F32, 0), "f16": (GGML_F16, 1), "q8_0": (GGML_Q8_0, 7)}
-QK8_0 = 32                # weights per Q8_0 block
+GGML_F32, GGML_F16, GGML_Q4_0, GGML_Q8_0, GGML_Q6_K = 0, 1, 2, 8, 14
+DTYPES = {"f32": (GGML_F32, 0), "f16": (GGML_F16, 1), "q8_0": (GGML_Q8_0, 7), "q4_0": (GGML_Q4_0, 2)}
+QK8_0 = 32                # weights per Q8_0 / Q4_0 block
 Q8_0_BLOCK_BYTES = 2 + 32  # one f16 scale, then 32 int8
+Q4_0_BLOCK_BYTES = 2 + 16  # one f16 scale, then 32 4-bit codes
+QK_K = 256                 # weights per Q6_K block
+Q6_K_BLOCK_BYTES = 128 + 64 + 16 + 2  # low 4 bits, high 2 bits, 16 int8 scales, one f16 scale
 
 # GGUF metadata value types.
 T_UINT32, T_INT32, T_FLOAT32, T_BOOL, T_STRING, T_ARRAY = 4, 5, 6, 7, 8, 9
@@ -117,7 +128,8 @@ def tensor_list(cfg, wtype):
     h, ff, v = cfg["hidden"], cfg["ff"], cfg["vocab"]
     hd = h // cfg["heads"]
     q_out, kv_out = cfg["heads"] * hd, cfg["kv_heads"] * hd
-    t = [("token_embd.weight", [h, v], wtype, "w")]  # tied: no output.weight, llama.cpp reuses this
+    etype = GGML_Q6_K if wtype == GGML_Q4_0 else wtype  # llama-quantize's choice for a Q4_0 file
+    t = [("token_embd.weight", [h, v], etype, "w")]  # tied: no output.weight, llama.cpp reuses this
     for i in range(cfg["layers"]):
         p = "blk.%d." % i
         t += [
@@ -146,8 +158,11 @@ def nbytes(ne, gtype):
         return 4 * n
     if gtype == GGML_F16:
         return 2 * n
-    assert ne[0] % QK8_0 == 0, "Q8_0 rows must be a multiple of 32"
-    return n // QK8_0 * Q8_0_BLOCK_BYTES
+    if gtype == GGML_Q6_K:
+        assert ne[0] % QK_K == 0, "Q6_K rows must be a multiple of 256"
+        return n // QK_K * Q6_K_BLOCK_BYTES
+    assert ne[0] % QK8_0 == 0, "Q8_0 and Q4_0 rows must be a multiple of 32"
+    return n // QK8_0 * (Q4_0_BLOCK_BYTES if gtype == GGML_Q4_0 else Q8_0_BLOCK_BYTES)
 
 
 def pad(n):
@@ -162,6 +177,18 @@ def random_chunk(gtype, rng, scale):
         d = struct.pack("<e", scale / 127.0)
         q = rng.randbytes(nblocks * 32)  # int8 in [-128, 127]
         return b"".join(d + q[i * 32:(i + 1) * 32] for i in range(nblocks))
+    if gtype == GGML_Q4_0:
+        nblocks = 58013  # prime, ~1 MiB
+        d = struct.pack("<e", scale / 8.0)
+        q = rng.randbytes(nblocks * 16)  # two codes in [0, 15] per byte
+        return b"".join(d + q[i * 16:(i + 1) * 16] for i in range(nblocks))
+    if gtype == GGML_Q6_K:
+        nblocks = 4993  # prime, ~1 MiB
+        d = struct.pack("<e", scale / 32.0 / 127.0)
+        out = []
+        for _ in range(nblocks):  # codes, then scales in [1, 127]
+            out.append(rng.randbytes(192) + bytes(rng.randrange(1, 128) for _ in range(16)) + d)
+        return b"".join(out)
     n = 262139  # prime
     vals = [rng.uniform(-scale, scale) for _ in range(n)]
     if gtype == GGML_F32:
@@ -180,14 +207,110 @@ def write_repeated(f, piece, total):
         f.write(piece[:k])
         total -= k
 
+# ---- --weights engine: the engine's own random weights (engine/testing/random_weights.cpp) ----
+
+ENGINE_WEIGHT, ENGINE_BIAS = 0.035, 0.003  # kWeight, kBias there
+
+
+def engine_draw_plan(cfg):
+    """{tensor name: (first draw, scale)}: where each GGUF tensor's values start in the engine's
+    stream of splitmix64 draws (random_model: the embedding, then per layer q/k/v stacked, their
+    biases, o, gate/up stacked, down; norms are 1 and take no draws)."""
+    h, ff, v = cfg["hidden"], cfg["ff"], cfg["vocab"]
+    hd = h // cfg["heads"]
+    q, kv = cfg["heads"] * hd, cfg["kv_heads"] * hd
+    plan, at = {"token_embd.weight": (0, ENGINE_WEIGHT)}, v * h
+    for i in range(cfg["layers"]):
+        p = "blk.%d." % i
+        for name, n in (("attn_q.weight", q * h), ("attn_k.weight", kv * h), ("attn_v.weight", kv * h)):
+            plan[p + name] = (at, ENGINE_WEIGHT)
+            at += n
+        for name, n in (("attn_q.bias", q), ("attn_k.bias", kv), ("attn_v.bias", kv)):
+            plan[p + name] = (at, ENGINE_BIAS)
+            at += n
+        for name, n in (("attn_output.weight", h * q), ("ffn_gate.weight", ff * h), ("ffn_up.weight", ff * h),
+                        ("ffn_down.weight", h * ff)):
+            plan[p + name] = (at, ENGINE_WEIGHT)
+            at += n
+    return plan
+
+
+def engine_draws(np, seed, start, n, scale):
+    """Draws start .. start + n - 1 of the engine's stream, as float32: the i-th draw comes from
+    splitmix64 state seed + (i + 1) * golden, uniform in [-scale, scale)."""
+    i = np.arange(start + 1, start + n + 1, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        z = np.uint64(seed) + i * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    u = ((z ^ (z >> np.uint64(31))) >> np.uint64(40)).astype(np.float32)
+    return np.float32(scale) * (u * np.float32(2.0 / 16777216.0) - np.float32(1.0))
+
+
+def quantize(np, x, gtype):
+    """x (float32, a whole number of rows) in ggml's layout for gtype, as bytes."""
+    if gtype == GGML_F32:
+        return x.astype("<f4").tobytes()
+    if gtype == GGML_F16:
+        return x.astype("<f2").tobytes()
+    if gtype in (GGML_Q8_0, GGML_Q4_0):
+        b = x.reshape(-1, QK8_0)
+        if gtype == GGML_Q8_0:  # quantize_row_q8_0_ref: d = amax / 127, q = roundf(x / d)
+            d = np.abs(b).max(axis=1) / np.float32(127)
+            inv = np.where(d != 0, np.float32(1) / np.where(d != 0, d, 1), np.float32(0)).astype(np.float32)
+            v = b * inv[:, None]
+            q = (np.sign(v) * np.floor(np.abs(v) + np.float32(0.5))).astype(np.int8).view(np.uint8)
+        else:  # quantize_row_q4_0_ref: d = m / -8 (m: the value of largest magnitude)
+            m = b[np.arange(len(b)), np.abs(b).argmax(axis=1)]
+            d = (m / np.float32(-8)).astype(np.float32)
+            inv = np.where(d != 0, np.float32(1) / np.where(d != 0, d, 1), np.float32(0)).astype(np.float32)
+            c = np.minimum(15, (b * inv[:, None] + np.float32(8.5)).astype(np.int8)).astype(np.uint8)
+            q = c[:, :16] | (c[:, 16:] << np.uint8(4))
+        return np.concatenate([d.astype("<f2").view(np.uint8).reshape(-1, 2), q], axis=1).tobytes()
+    assert gtype == GGML_Q6_K
+    b = x.reshape(-1, 16, 16)  # blocks of 256, sub-blocks of 16
+    m = np.take_along_axis(b, np.abs(b).argmax(axis=2)[:, :, None], axis=2)[:, :, 0]
+    s = m / np.float32(-32)  # each sub-block's scale, its largest weight at code -32
+    d = (np.abs(s).max(axis=1) / np.float32(127)).astype(np.float16).astype(np.float32)
+    sc = np.where(d[:, None] != 0, np.round(s / np.where(d != 0, d, 1)[:, None]), 0).clip(-127, 127).astype(np.int8)
+    step = d[:, None] * sc.astype(np.float32)
+    c = np.where(step[:, :, None] != 0, np.round(b / np.where(step != 0, step, 1)[:, :, None]), 0)
+    c = (c + 32).clip(0, 63).astype(np.uint8).reshape(-1, 2, 4, 32)  # [block, half, k, l]: y[128 half + 32 k + l]
+    ql = np.concatenate([(c[:, :, 0] & 15) | ((c[:, :, 2] & 15) << 4), (c[:, :, 1] & 15) | ((c[:, :, 3] & 15) << 4)],
+                        axis=2).reshape(-1, 128)
+    qh = ((c[:, :, 0] >> 4) | ((c[:, :, 1] >> 4) << 2) | ((c[:, :, 2] >> 4) << 4) | ((c[:, :, 3] >> 4) << 6)).reshape(-1, 64)
+    return np.concatenate([ql, qh, sc.view(np.uint8), d.astype("<f2").view(np.uint8).reshape(-1, 2)], axis=1).tobytes()
+
+
+def write_engine_tensor(np, f, plan, name, ne, gtype, kind, seed):
+    """One tensor from the engine's draws, quantised rows at a time."""
+    if kind == "one":
+        f.write(np.ones(ne[0], dtype="<f4").tobytes())
+        return
+    start, scale = plan[name]
+    rows, cols = (ne[1], ne[0]) if len(ne) == 2 else (1, ne[0])
+    step = max(1, (4 << 20) // cols)
+    for r in range(0, rows, step):
+        k = min(step, rows - r)
+        f.write(quantize(np, engine_draws(np, seed, start + r * cols, k * cols, scale), gtype if kind == "w" else GGML_F32))
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--shape", required=True, choices=sorted(SHAPES))
     ap.add_argument("--dtype", required=True, choices=sorted(DTYPES))
     ap.add_argument("-o", "--output", required=True)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", type=int, default=None,
+                    help="random: the random piece's seed (default 0); engine: the engine's seed (default 1)")
+    ap.add_argument("--weights", choices=["random", "engine"], default="random",
+                    help="random pieces (standard library) or the engine's own random weights (numpy)")
     a = ap.parse_args()
+    np = None
+    if a.weights == "engine":
+        try:
+            import numpy as np  # noqa: F811
+        except ImportError:
+            sys.exit("make_gguf.py: --weights engine needs numpy (python3 -m pip install numpy)")
     if sys.byteorder != "little":
         sys.exit("make_gguf.py: needs a little-endian machine")
 
@@ -197,7 +320,7 @@ def main():
 
     kv = [
         gguf_kv("general.architecture", T_STRING, "qwen2"),
-        gguf_kv("general.name", T_STRING, "%s random %s (fastdllm bench)" % (a.shape, a.dtype)),
+        gguf_kv("general.name", T_STRING, "%s %s %s (fastdllm bench)" % (a.shape, a.weights, a.dtype)),
         gguf_kv("general.file_type", T_UINT32, ftype),
         gguf_kv("general.alignment", T_UINT32, ALIGNMENT),
         gguf_kv("qwen2.context_length", T_UINT32, CONTEXT_LENGTH),
@@ -222,11 +345,14 @@ def main():
     header += b"\0" * pad(len(header))
     total = len(header) + offset
 
-    rng = random.Random(a.seed)
+    rng = random.Random(a.seed or 0)
+    plan = engine_draw_plan(cfg) if np else None
     # Scale 0.02 keeps activations small through the residual stream (F16 activations stay
     # finite); norm weights are 1 as in a fresh model.
-    pieces = {"w": random_chunk(wtype, rng, 0.02), "bias": random_chunk(GGML_F32, rng, 0.02),
-              "one": array("f", [1.0] * 4096).tobytes()}
+    pieces = {} if np else {"w": random_chunk(wtype, rng, 0.02), "bias": random_chunk(GGML_F32, rng, 0.02),
+                            "one": array("f", [1.0] * 4096).tobytes()}
+    if not np and wtype == GGML_Q4_0:
+        pieces["embd"] = random_chunk(GGML_Q6_K, rng, 0.02)
 
     os.makedirs(os.path.dirname(os.path.abspath(a.output)), exist_ok=True)
     tmp = a.output + ".part"  # renamed at the end, so an interrupted run leaves no usable-looking file
@@ -234,7 +360,12 @@ def main():
         f.write(header)
         for name, ne, gtype, kind in tensors:
             n = nbytes(ne, gtype)
-            write_repeated(f, pieces[kind], n)
+            if np:
+                at = f.tell()
+                write_engine_tensor(np, f, plan, name, ne, gtype, kind, 1 if a.seed is None else a.seed)
+                assert f.tell() - at == n, (name, f.tell() - at, n)
+            else:
+                write_repeated(f, pieces["embd" if gtype == GGML_Q6_K else kind], n)
             f.write(b"\0" * pad(n))
         assert f.tell() == total, (f.tell(), total)
     os.replace(tmp, a.output)

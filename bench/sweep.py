@@ -5,8 +5,8 @@
 
 Runs every evaluation prompt (assets/eval/*.jsonl) with AR decoding on demo-ar and with diffusion
 decoding on demo-dllm for each cache mode (threshold 0.9) and each threshold (dual and
-dual-overlap caches), then AR and the two caches at 0.9 again with `--dtype int8` (the fastest
-weights; speedup against AR in int8), and
+dual-overlap caches), then AR and the two caches at 0.9 again with `--dtype int8` and with
+`--dtype int4` (speedup against AR in the same weight type), and
 reports per configuration: exact-match accuracy (same answer extraction as bench/eval.py),
 tokens/s (every generated token over the engine's request time, prefill + decode, summed over
 prompts; the fair comparison, since a diffusion prompt shorter than a block has no separate
@@ -18,8 +18,11 @@ JSON says how many passes ran how many tokens). It also prices the best case eac
 reach whatever the model: AR one pass per token; diffusion a 32-token block decided with the
 fewest passes its rules allow (dual: one whole-block pass per sub-block, every cell of the
 sub-block above the threshold at once, then the commit; dual-overlap: one whole-block pass, one
-2S-token pass per later sub-block, the commit). Writes bench/results/sweep.md, sweep.csv and
-speed_vs_threshold.png (gnuplot, when installed).
+2S-token pass per later sub-block, the commit). Beside each configuration's speedup over AR it
+shows that best case at the demo dLLM's own pass costs, timed at the start of the same run
+(`fastdllm bench -m DLLM --tokens 1,8,16,32` in each weight type): the most its cache mode can
+gain on this machine. Writes bench/results/sweep.md, sweep.csv and speed_vs_threshold.png
+(gnuplot, when installed).
 """
 import argparse, csv, glob, json, os, subprocess, sys
 
@@ -33,6 +36,20 @@ def run(args, model, prompt, extra):
     if p.returncode != 0:
         sys.exit(f"sweep.py: {' '.join(cmd)} failed: {p.stderr.strip()}")
     return json.loads(p.stdout)
+
+
+def demo_bounds(args, dtype):
+    """The best case over AR of each cache mode at the dLLM's pass costs in `dtype`, timed now by
+    `fastdllm bench` (speedup_bound.h): {cache: x}; none and prefix share dual's bound."""
+    cmd = [args.bin, "bench", "-m", args.dllm_model, "--tokens", "1,8,16,32", "--reps", "21", "--json"]
+    if dtype:
+        cmd += ["--dtype", dtype]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        sys.exit(f"sweep.py: {' '.join(cmd)} failed: {p.stderr.strip()}")
+    b = json.loads(p.stdout).get("best_case_speedup", {})
+    return {"none": b.get("dual", 0.0), "prefix": b.get("dual", 0.0), "dual": b.get("dual", 0.0),
+            "dual-overlap": b.get("dual-overlap", 0.0)}
 
 
 def load_pass_costs(path):
@@ -101,11 +118,13 @@ def main():
         configs.append((f"diffusion {cache} 0.9 prefix", args.dllm_model,
                         ["--mode", "diffusion", "--cache", cache, "--threshold", "0.9", "--unmask", "prefix"], 0.9,
                         cache, ""))
-    configs.append(("ar int8", args.ar_model, ["--mode", "ar", "--dtype", "int8"], None, "ar", "int8"))
-    for cache in ("dual", "dual-overlap"):
-        configs.append((f"diffusion {cache} 0.9 int8", args.dllm_model,
-                        ["--mode", "diffusion", "--cache", cache, "--threshold", "0.9", "--dtype", "int8"], 0.9, cache,
-                        "int8"))
+    for dt in ("int8", "int4"):
+        configs.append((f"ar {dt}", args.ar_model, ["--mode", "ar", "--dtype", dt], None, "ar", dt))
+        for cache in ("dual", "dual-overlap"):
+            configs.append((f"diffusion {cache} 0.9 {dt}", args.dllm_model,
+                            ["--mode", "diffusion", "--cache", cache, "--threshold", "0.9", "--dtype", dt], 0.9, cache,
+                            dt))
+    bounds = {dt: demo_bounds(args, dt) for dt in sorted({c[5] for c in configs})}
 
     # Configurations take turns prompt by prompt (not one configuration over every prompt, then the
     # next), so a minute in which the VM runs slow weighs on all of them alike.
@@ -136,7 +155,8 @@ def main():
              "exact_match": a["ok"] / len(items), "tok_s": a["all_tok"] / total_s if total_s else 0.0,
              "decode_tok_s": dec_tok / dec_s if dec_s else 0.0, "tokens": a["all_tok"], "passes_by_size": a["sizes"],
              "tokens_per_forward": dec_tok / fwd if fwd else 0.0, "nfe_per_answer": nfe / len(items),
-             "decoded_tokens": dec_tok, **{f"{k}_passes": v for k, v in mix.items()}}
+             "decoded_tokens": dec_tok, "best_case_here": bounds[dtype].get(cache, "") if cache != "ar" else "",
+             **{f"{k}_passes": v for k, v in mix.items()}}
         results.append(r)
         print(f"{name:24s} em={r['exact_match']:.3f} tok/s={r['tok_s']:.1f} tok/fwd={r['tokens_per_forward']:.2f}",
               file=sys.stderr, flush=True)
@@ -174,18 +194,23 @@ def main():
         w.writeheader()
         for r in results:
             w.writerow({k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in r.items()})
-    md = ["| configuration | exact match | tokens/s | speedup vs AR | decode tokens/s | tokens/forward | NFE/answer |" +
+    md = ["| configuration | exact match | tokens/s | speedup vs AR | best case here | decode tokens/s | tokens/forward | NFE/answer |" +
           "".join(f" {c} |" for c in proj_cols),
-          "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(proj_cols)]
+          "|---|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(proj_cols)]
     for r in results:
+        best = f"{r['best_case_here']:.2f}x" if r["best_case_here"] != "" else ""
         md.append(f"| {r['config']} | {100 * r['exact_match']:.1f}% | {r['tok_s']:.1f} | "
-                  f"{r['tok_s'] / ar[r['dtype']]['tok_s'] if ar[r['dtype']]['tok_s'] else 0:.2f}x | {r['decode_tok_s']:.1f} | "
+                  f"{r['tok_s'] / ar[r['dtype']]['tok_s'] if ar[r['dtype']]['tok_s'] else 0:.2f}x | {best} | {r['decode_tok_s']:.1f} | "
                   f"{r['tokens_per_forward']:.2f} | {r['nfe_per_answer']:.1f} |" + "".join(f" {r[c]:.1f} |" for c in proj_cols))
     text = "\n".join(md) + (f"\n\n{len(items)} prompts ({args.limit} per family), at most {args.max_new_tokens} new "
                              "tokens. tokens/s: every generated token over the engine's request time (prefill + "
                              "decode); decode tokens/s: tokens decided after the prefill over the decode time "
-                             "(for prompts shorter than a block, diffusion has no separate prefill). Projections "
-                             "price the same passes, prefill included, at the measured pass costs of each shape.\n")
+                             "(for prompts shorter than a block, diffusion has no separate prefill). best case here: "
+                             "the most the configuration's cache mode can gain over AR at the demo dLLM's pass costs "
+                             "in its weight type, timed at the start of this run (B=32, S=8, every sub-block decided "
+                             "by its first pass; an answer shorter than a block skips the commit and can pass it). "
+                             "Projections price the same passes, prefill included, at the measured pass costs of "
+                             "each shape.\n")
     if len(bound) > 2:
         text += ("\nBest case of each decoding (every cell of a sub-block decided by its first pass; decode "
                  f"only, B={B}, S={S}), priced at the measured pass costs:\n\n" + "\n".join(bound) + "\n")

@@ -1,4 +1,5 @@
-// BF16 and INT8 matrix kernels against a float64 reference, and whole-model agreement of the
+// BF16, INT8 and INT4 matrix kernels against a float64 reference (INT4 also against its portable
+// loop, on whichever path this CPU or FASTDLLM_KERNELS gives), and whole-model agreement of the
 // reduced-precision weight types with the float32 engine.
 #include <gtest/gtest.h>
 
@@ -74,6 +75,64 @@ TEST_P(KernelShapes, Int8MatchesReference) {
     EXPECT_LT(p.rel_err(y), 3e-2) << kernel_path_name();
 }
 
+// INT4 through Linear: the kernels compute exactly the product of the dequantised weights and the
+// int8 activations (float64 reference of that, up to float rounding), and that product stays near
+// the full-precision one (4-bit weights: a few percent). A shape int4 panels cannot hold is kept
+// in int8.
+TEST_P(KernelShapes, Int4MatchesReference) {
+    auto [n, in, out] = GetParam();
+    Problem p(n, in, out);
+    Linear l;
+    l.in = in;
+    l.out = out;
+    l.set(p.w, WeightType::INT4);
+    ASSERT_EQ(l.type, packs_int4(in, out) ? WeightType::INT4 : WeightType::INT8);
+    std::vector<float> y(size_t(n) * out);
+    l.apply(p.x.data(), n, y.data());
+    EXPECT_LT(p.rel_err(y), l.type == WeightType::INT4 ? 0.15 : 3e-2) << kernel_path_name();
+    if (l.type != WeightType::INT4) return;
+    std::vector<int8_t> xq(size_t(n) * in);
+    std::vector<float> xs(n), wd(size_t(out) * in);
+    quantize_rows_int8(p.x.data(), n, in, xq.data(), xs.data());
+    for (int o = 0; o < out; o++) l.row(o, wd.data() + size_t(o) * in);
+    double e = 0, mx = 0, se = 0, sr = 0;
+    for (int t = 0; t < n; t++)
+        for (int o = 0; o < out; o++) {
+            double s = 0;
+            for (int k = 0; k < in; k++) s += double(xq[size_t(t) * in + k]) * wd[size_t(o) * in + k];
+            s *= xs[size_t(t)];
+            const double got = y[size_t(t) * out + o];
+            e = std::max(e, std::fabs(got - s));
+            mx = std::max(mx, std::fabs(s));
+            const double full = p.ref[size_t(t) * out + o];
+            se += (got - full) * (got - full), sr += full * full;
+        }
+    EXPECT_LT(e, 2e-5 * mx) << kernel_path_name();
+    EXPECT_LT(std::sqrt(se / sr), 0.12) << "rms error against the float64 product";
+}
+
+// The SIMD INT4 kernel this CPU runs (or FASTDLLM_KERNELS forces) against the portable loop on
+// the same packed weights and activations.
+TEST_P(KernelShapes, Int4MatchesPortable) {
+    auto [n, in, out] = GetParam();
+    if (!packs_int4(in, out)) GTEST_SKIP() << "int4 panels need rows % 16 == 0 and inputs % 8 == 0";
+    Problem p(n, in, out);
+    std::vector<uint8_t> w(int4_bytes(in, out));
+    for (int c = 0; c < out / kPanel; c++)
+        quantize_int4_panel(p.w.data() + size_t(c) * kPanel * in, in, w.data() + size_t(c) * int4_panel_bytes(in));
+    std::vector<int8_t> xq(size_t(n) * in);
+    std::vector<float> xs(n);
+    std::vector<int32_t> xg(size_t(n) * int4_groups(in));
+    quantize_rows_int8(p.x.data(), n, in, xq.data(), xs.data());
+    int4_group_sums(xq.data(), n, in, xg.data());
+    std::vector<float> y(size_t(n) * out), want(size_t(n) * out);
+    matmul_int4(xq.data(), xs.data(), xg.data(), n, w.data(), in, out, y.data());
+    matmul_int4_portable(xq.data(), xs.data(), xg.data(), n, w.data(), in, out, want.data());
+    double mx = 0;
+    for (float v : want) mx = std::max(mx, double(std::fabs(v)));
+    for (size_t i = 0; i < y.size(); i++) ASSERT_NEAR(y[i], want[i], 1e-5 * mx) << kernel_path_name() << " at " << i;
+}
+
 TEST_P(KernelShapes, F32MatchesReference) {
     auto [n, in, out] = GetParam();
     Problem p(n, in, out);
@@ -93,7 +152,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, KernelShapes,
                                            std::make_tuple(33, 1536, 64), std::make_tuple(13, 688, 272),
                                            std::make_tuple(6, 2, 16),
                                            // the demo MLP: 43 panels, split unevenly between threads
-                                           std::make_tuple(32, 256, 688)));
+                                           std::make_tuple(32, 256, 688),
+                                           // int4: more tokens than a chunk's 64, a last group of 8
+                                           // inputs; a single unit of 24 inputs
+                                           std::make_tuple(70, 200, 48), std::make_tuple(2, 24, 16)));
 
 // The panel layout must change where weights live, not what is computed: packed and row-major
 // kernels agree (up to float summation order), and row() (the tied embedding lookup) reads the
@@ -289,6 +351,103 @@ TEST(Elementwise, AttendRows16MatchesReference) {
     }
 }
 
+// The INT4 panel layout as kernels.h describes it, read back byte by byte: units of 64 inputs,
+// each 64-byte block of codes holding rows' inputs i (low nibble) and 4 + i (high nibble) at byte
+// 4r + i, then the unit's 32 float16 scales. Every weight is (q - 8) * d with q the nearest code
+// for d (a value beyond the codes' range takes the end code), the largest weight of a group is
+// within half a step, and row() gives the same values.
+TEST(WeightTypes, Int4LayoutAndRounding) {
+    for (int in : {8, 40, 64, 96, 200}) {
+        Problem p(1, in, 32);
+        p.w[5] = 0.f, p.w[size_t(in) + 3] = 1.0f;  // an outlier in row 1
+        for (int k = 0; k < std::min(in, 32); k++) p.w[size_t(2) * in + k] = 0.f;  // an all-zero group
+        Linear l;
+        l.in = in;
+        l.out = 32;
+        l.set(p.w, WeightType::INT4);
+        ASSERT_EQ(l.type, WeightType::INT4);
+        ASSERT_EQ(l.w4.size(), size_t(2) * (size_t(in) * 8 + (in + 63) / 64 * 64));
+        std::vector<float> row(in);
+        for (int r = 0; r < 32; r++) {
+            const uint8_t* panel = l.w4.data() + size_t(r / 16) * int4_panel_bytes(in);
+            l.row(r, row.data());
+            for (int g = 0; g * 32 < in; g++) {
+                const int u = g / 2, k0 = 64 * u, ui = std::min(64, in - k0);
+                const uint8_t* unit = panel + size_t(u) * (64 * 8 + 64);
+                uint16_t h;
+                std::memcpy(&h, unit + size_t(ui) * 8 + (g % 2) * 32 + 2 * (r % 16), 2);
+                const float d = f16_to_f32(h);
+                for (int k = 32 * g; k < std::min(in, 32 * g + 32); k++) {
+                    const int j = k - k0, b = j / 8, i = j % 8;
+                    const uint8_t byte = unit[size_t(b) * 64 + 4 * (r % 16) + i % 4];
+                    const int q = i < 4 ? byte & 15 : byte >> 4;
+                    const float v = p.w[size_t(r) * in + k], deq = float(q - 8) * d;
+                    ASSERT_EQ(row[size_t(k)], deq) << "in " << in << " row " << r << " input " << k;
+                    if (q > 0 && q < 15) {
+                        ASSERT_LE(std::fabs(v - deq), 0.5 * std::fabs(d) * 1.0001 + 1e-7) << in << " " << r << " " << k;
+                    }
+                }
+            }
+        }
+        l.row(1, row.data());
+        EXPECT_NEAR(row[3], 1.0f, 1.0f / 16) << "the outlier within half a step of its group";
+        l.row(2, row.data());
+        for (int k = 0; k < std::min(in, 32); k++) EXPECT_EQ(row[size_t(k)], 0.f);
+    }
+}
+
+// Quantising from a checkpoint's rows (BF16, F16, F32, any alignment) gives the bytes Linear::set
+// gives for the same values as float32: INT4 panels, INT8 packed and row-major (lookup only).
+TEST(WeightTypes, QuantizedFromRowsEqualsSet) {
+    const int in = 192, out = 48;
+    Problem p(1, in, out);
+    for (DType dt : {DType::BF16, DType::F16, DType::F32}) {
+        const size_t es = dt == DType::F32 ? 4 : 2;
+        std::vector<uint8_t> file(size_t(out) * in * es + 1);
+        std::vector<float> exact(size_t(out) * in);
+        for (size_t i = 0; i < exact.size(); i++) {
+            uint8_t* dst = file.data() + 1 + i * es;
+            if (dt == DType::F32) {
+                std::memcpy(dst, &p.w[i], 4);
+                exact[i] = p.w[i];
+            } else {
+                const uint16_t h = dt == DType::BF16 ? f32_to_bf16(p.w[i]) : f32_to_f16(p.w[i]);
+                std::memcpy(dst, &h, 2);
+                exact[i] = dt == DType::BF16 ? bf16_to_f32(h) : f16_to_f32(h);
+            }
+        }
+        std::vector<const uint8_t*> rows;
+        for (int r = 0; r < out; r++) rows.push_back(file.data() + 1 + size_t(r) * in * es);
+        for (WeightType t : {WeightType::INT4, WeightType::INT8}) {
+            for (bool pack : {true, false}) {
+                if (t == WeightType::INT4 && !pack) continue;
+                Linear a, b;
+                a.in = b.in = in;
+                a.out = b.out = out;
+                a.set(exact, t);
+                b.set_quantized_rows(rows.data(), dt, t, pack);
+                EXPECT_EQ(b.type, t);
+                if (t == WeightType::INT4) {
+                    EXPECT_EQ(a.w4, b.w4) << dtype_name(dt);
+                    continue;
+                }
+                EXPECT_EQ(b.packed, pack && packs_int8(in, out));
+                EXPECT_EQ(a.scale, b.scale) << dtype_name(dt);
+                if (pack) {
+                    EXPECT_EQ(a.w8, b.w8) << dtype_name(dt);
+                    EXPECT_EQ(a.wsum, b.wsum);
+                }
+                std::vector<float> ra(in), rb(in);
+                for (int r : {0, 17, 47}) {
+                    a.row(r, ra.data());
+                    b.row(r, rb.data());
+                    EXPECT_EQ(ra, rb) << dtype_name(dt) << " row " << r << (pack ? " packed" : " row-major");
+                }
+            }
+        }
+    }
+}
+
 // Per-row int8 quantisation: scale = max|x| / 127 and round-to-nearest-even of x / scale, exactly
 // (ties included: 0.5, 1.5, 2.5 must go to 0, 2, 2), whichever code path runs.
 TEST(Elementwise, QuantizeRowsMatchesScalar) {
@@ -327,7 +486,7 @@ TEST(WeightTypes, TinyModelLogitsStayClose) {
     }
     std::vector<float> want(size_t(48) * 396);
     to_f32(ex.get("block16.logits"), want.data());
-    for (WeightType type : {WeightType::BF16, WeightType::INT8}) {
+    for (WeightType type : {WeightType::BF16, WeightType::INT8, WeightType::INT4}) {
         LoadOptions o;
         o.weight_type = type;
         auto m = Model::load(FIXTURES_DIR "/tiny/model", o);
@@ -340,7 +499,8 @@ TEST(WeightTypes, TinyModelLogitsStayClose) {
             e = std::max(e, double(std::fabs(got[i] - want[i])));
             mx = std::max(mx, double(std::fabs(want[i])));
         }
-        // Logits reach ~30 here; reduced precision may move them by a few percent of that.
-        EXPECT_LT(e / mx, 0.05) << weight_type_name(type);
+        // Logits reach ~30 here; reduced precision may move them by a few percent of that (int4:
+        // about a tenth).
+        EXPECT_LT(e / mx, type == WeightType::INT4 ? 0.15 : 0.05) << weight_type_name(type);
     }
 }

@@ -61,7 +61,7 @@ TEST(Loading, Bf16FileGivesTheModelOfItsFloat32Copy) {
 
 // Progress: called once per tensor, never backwards, ending at the checkpoint's total bytes.
 TEST(Loading, ReportsProgressUpToTheTotal) {
-    for (WeightType type : {WeightType::BF16, WeightType::F32, WeightType::INT8}) {
+    for (WeightType type : {WeightType::BF16, WeightType::F32, WeightType::INT8, WeightType::INT4}) {
         LoadOptions o;
         o.weight_type = type;
         std::vector<std::pair<uint64_t, uint64_t>> calls;
@@ -79,7 +79,8 @@ TEST(Loading, ReportsProgressUpToTheTotal) {
 
 // An untied copy of the demo model (lm_head.weight = the embedding, tie_word_embeddings false):
 // its lm_head is loaded like any matrix and its embedding kept only for row lookups (BF16 rows as
-// in the file), and it computes the same logits as the tied original in bf16 and f32.
+// in the file; int8 rows in an int4 model, the type of a tied one), and it computes the same
+// logits as the tied original in bf16, f32 and int4.
 TEST(Loading, UntiedCopyGivesTheLogitsOfTheTiedModel) {
     const fs::path dir = fs::temp_directory_path() / ("fastdllm_untied_" + std::to_string(::getpid()));
     fs::remove_all(dir);
@@ -101,7 +102,7 @@ TEST(Loading, UntiedCopyGivesTheLogitsOfTheTiedModel) {
     }
     write_safetensors((dir / "model.safetensors").string(), out);
 
-    for (WeightType type : {WeightType::BF16, WeightType::F32}) {
+    for (WeightType type : {WeightType::BF16, WeightType::F32, WeightType::INT4}) {
         LoadOptions o;
         o.weight_type = type;
         auto tied = Model::load(kDemo, o);

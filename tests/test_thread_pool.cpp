@@ -155,11 +155,11 @@ TEST(ThreadPool, WakesAfterSleeping) {
 
 // A whole forward pass gives bit-identical logits at every thread count: every chunk of every job
 // (matrix panels, attention tiles, the row-wise steps between them) computes its own outputs.
-// On the demo model, whose rows are wide enough for the row-wise steps to run in parallel; bf16
-// and int8 (f32 may go through OpenBLAS on CPUs without AVX-512).
+// On the demo model, whose rows are wide enough for the row-wise steps to run in parallel; bf16,
+// int8 and int4 (f32 may go through OpenBLAS on CPUs without AVX-512).
 TEST(ThreadPool, ForwardPassSameAtEveryThreadCount) {
     RestoreThreads restore;
-    for (WeightType dtype : {WeightType::BF16, WeightType::INT8}) {
+    for (WeightType dtype : {WeightType::BF16, WeightType::INT8, WeightType::INT4}) {
         LoadOptions o;
         o.weight_type = dtype;
         o.load_tokenizer = false;

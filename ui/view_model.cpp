@@ -20,6 +20,14 @@ TokenText TokenText::of(const Tokenizer& tok, std::vector<int32_t> stops) {
     return t;
 }
 
+TokenText TokenText::of(std::shared_ptr<const TokenNames> names) {
+    TokenText t;
+    t.stops = names->stops();
+    t.bytes = [names](int32_t id) { return names->bytes(id); };
+    t.special = [names](int32_t id) { return names->special(id); };
+    return t;
+}
+
 TokenText TokenText::synthetic(std::vector<int32_t> stops, int32_t special_from) {
     TokenText t;
     t.bytes = [](int32_t id) {  // appended, not "t" + ...: GCC 12 warns falsely (-Wrestrict) on that form
@@ -381,8 +389,12 @@ std::string settings_text(const Settings& s) {
     }
     t += " n=" + std::to_string(g.max_new_tokens);
     if (g.sampling.temperature > 0) t += " T=" + fmt(g.sampling.temperature, 2);
-    if (!s.weights.empty()) t += " · " + s.weights;
-    if (s.threads > 0) t += " · " + std::to_string(s.threads) + (s.threads == 1 ? " thread" : " threads");
+    if (!s.server.empty()) {
+        t += " · " + s.server;
+    } else {
+        if (!s.weights.empty()) t += " · " + s.weights;
+        if (s.threads > 0) t += " · " + std::to_string(s.threads) + (s.threads == 1 ? " thread" : " threads");
+    }
     if (s.delay_ms > 0) t += " · delay " + std::to_string(s.delay_ms) + " ms";
     return t;
 }
@@ -425,8 +437,9 @@ std::string answer_summary(const DecodeStats& st) {
 
 std::string compare_summary(const DecodeStats& ar, const DecodeStats& diffusion) {
     const double a = ar.request_tokens_per_second(), d = diffusion.request_tokens_per_second();
-    std::string t = a > 0 ? "speedup " + fmt(d / a, 2) + "x: " : "speedup n/a: ";
-    t += "diffusion " + fmt(d, 1) + " tok/s (" + fmt(diffusion.tokens_per_forward(), 2) + " tok/fwd, NFE " +
+    std::string t = a > 0 ? "speedup " + fmt(d / a, 2) + "x" : "speedup n/a";
+    if (diffusion.best_case_speedup > 0) t += " (best case here " + fmt(diffusion.best_case_speedup, 2) + "x)";
+    t += ": diffusion " + fmt(d, 1) + " tok/s (" + fmt(diffusion.tokens_per_forward(), 2) + " tok/fwd, NFE " +
          std::to_string(diffusion.nfe) + ") vs AR " + fmt(a, 1) + " tok/s (NFE " + std::to_string(ar.nfe) +
          "), prompt included";
     return t;

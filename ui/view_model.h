@@ -27,6 +27,8 @@ struct TokenText {
     const Tokenizer* tokenizer = nullptr;       // when set, answers stream through StreamDetokenizer
 
     static TokenText of(const Tokenizer& tok, std::vector<int32_t> stops);
+    // A remote lane's tokens: the text the server gave for each id (engine/chat/chat_backend.h).
+    static TokenText of(std::shared_ptr<const TokenNames> names);
     // Token id N reads "tN " (stops and ids >= special_from are special).
     static TokenText synthetic(std::vector<int32_t> stops = {}, int32_t special_from = 1 << 30);
 };
@@ -123,6 +125,7 @@ struct Settings {
     std::string ar_model_name;  // "" until known
     int threads = 0;
     std::string weights;        // weight type in memory ("bf16", "int8", ...), "" if unknown
+    std::string server;         // the server's URL when the model runs there ("" = here)
     int delay_ms = 0;           // slow motion: pause after every forward pass (figures then include it)
 };
 
@@ -199,8 +202,10 @@ std::string cache_text(const DecodeStats& st, bool ar);
 std::string live_stats_text(const DecodeStats& st, bool ar, double elapsed_s);  // both, one line
 // One line per answer: "42 tokens · 123.4 tok/s · 2.10 tok/fwd · NFE 20 · prefill 3.1 ms".
 std::string answer_summary(const DecodeStats& st);
-// "speedup 2.31x: diffusion 25.2 tok/s (2.40 tok/fwd, NFE 9) vs AR 10.9 tok/s (NFE 21), prompt
-// included": whole-request rates (DecodeStats::request_tokens_per_second).
+// "speedup 2.31x (best case here 2.44x): diffusion 25.2 tok/s (2.40 tok/fwd, NFE 9) vs AR 10.9 tok/s
+// (NFE 21), prompt included": whole-request rates (DecodeStats::request_tokens_per_second), and in
+// brackets the most these settings can gain on this machine (DecodeStats::best_case_speedup,
+// engine/decode/speedup_bound.h) when it is known.
 std::string compare_summary(const DecodeStats& ar, const DecodeStats& diffusion);
 // After a prompt: its comparison line, with the running totals from the second prompt on
 // (" · 3 prompts: 0.71x"), and the prompt added to them; "" unless both answers finished.

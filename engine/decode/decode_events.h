@@ -41,6 +41,9 @@ struct DecodeStats {
     std::map<int, int> passes_by_size;  // tokens in a pass -> passes of that size (to price a pass mix)
     double prefill_seconds = 0;
     double decode_seconds = 0;  // after the prefill
+    // Diffusion: the most these settings can gain over AR decoding on this machine, from the
+    // model's measured pass costs (speedup_bound.h); 0 when they are not known. Set at the end.
+    double best_case_speedup = 0;
     // Decoding speed after the prefill: tokens decided by later passes per second, and per pass.
     int decoded_after_prefill() const { return generated_tokens - prefill_generated; }
     double tokens_per_second() const { return decode_seconds > 0 ? decoded_after_prefill() / decode_seconds : 0; }

@@ -2,6 +2,7 @@
 #include "engine/decode/generate.h"
 
 #include "engine/decode/decoder.h"
+#include "engine/decode/speedup_bound.h"
 #include "engine/io/error.h"
 
 namespace fdl {
@@ -81,7 +82,26 @@ GenerateResult generate(Model& model, KVCache& cache, const std::vector<int32_t>
                     ") exceed the model's context of " + std::to_string(model.config().max_position_embeddings) +
                     " positions");
     const ForwardGroupMember member(opts.group);  // the group waits for this sequence's passes until it ends
-    return decoder_for(opts.mode).run(model, cache, prompt, opts, on_event, cancel);
+    // The speedup's bound for these settings: looked up, or timed first when asked for (alone:
+    // never while other sequences share the passes).
+    double bound = 0;
+    if (opts.mode == DecodeMode::Diffusion) {
+        const std::optional<PassCosts> pc = opts.time_pass_costs && !opts.group
+                                                ? pass_costs(model, opts.block_size, opts.sub_block_size)
+                                                : known_pass_costs(model, opts.block_size, opts.sub_block_size);
+        if (pc) bound = best_case_speedup(*pc, opts.cache);
+    }
+    if (bound <= 0) return decoder_for(opts.mode).run(model, cache, prompt, opts, on_event, cancel);
+    // The bound goes into the final statistics: the Finished event's and the result's.
+    const EventCallback with_bound = [&](const DecodeEvent& ev) {
+        if (ev.type != DecodeEvent::Type::Finished) return on_event(ev);
+        DecodeEvent last = ev;
+        last.stats.best_case_speedup = bound;
+        on_event(last);
+    };
+    GenerateResult r = decoder_for(opts.mode).run(model, cache, prompt, opts, on_event ? with_bound : on_event, cancel);
+    r.stats.best_case_speedup = bound;
+    return r;
 }
 
 }  // namespace fdl

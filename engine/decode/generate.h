@@ -48,6 +48,11 @@ struct GenerateOptions {
     // Runs the forward passes together with other sequences decoded at once (the chat service's
     // parallel slots); null: alone.
     ForwardGroup* group = nullptr;
+    // Diffusion: time this model's pass costs before decoding when they are not known yet
+    // (speedup_bound.h; once per model and settings, then stored), so that the result's
+    // stats.best_case_speedup is set; compare mode asks for it. Never while in a group. Without
+    // it the bound is set only when already known.
+    bool time_pass_costs = false;
 
     // Throws fdl::Error with a one-line reason when the combination is invalid.
     void validate() const;

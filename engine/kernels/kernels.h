@@ -4,8 +4,10 @@
 // accumulation) uses AVX512-BF16 dot products when the CPU has them, checked at run time, else
 // AVX2+FMA, else a portable loop. INT8 keeps one float
 // scale per weight row; activations are quantised per token to int8 and multiplied with
-// AVX512-VNNI, else AVX2, else portably. FASTDLLM_KERNELS=avx2|portable forces the lesser paths.
-// Sources: cpu_features.cpp, packing.cpp, matmul_f32/bf16/int8.cpp, attention.cpp, elementwise.cpp;
+// AVX512-VNNI, else AVX2, else portably. INT4 keeps a float16 scale per 32 weights of a row in a
+// panel layout of its own (below) and multiplies the same int8 activations.
+// FASTDLLM_KERNELS=avx2|portable forces the lesser paths.
+// Sources: cpu_features.cpp, packing.cpp, matmul_f32/bf16/int8/int4.cpp, attention.cpp, elementwise.cpp;
 // what they share, kernels_internal.h.
 #pragma once
 #include <cstddef>
@@ -14,7 +16,7 @@
 namespace fdl {
 
 struct CpuFeatures {
-    bool avx512f = false, avx512bf16 = false, avx512vnni = false, avx2 = false, fma = false;
+    bool avx512f = false, avx512bf16 = false, avx512vnni = false, avx2 = false, fma = false, f16c = false;
 };
 const CpuFeatures& cpu_features();
 const char* kernel_path_name();  // "avx512-bf16", "avx2", ... (what the BF16/INT8 kernels use here)
@@ -57,6 +59,34 @@ void matmul_int8(const int8_t* x_q, const float* xs, int n, const int8_t* w, con
 // Whether matmul_int8 reads x_u on this CPU, and the conversion itself.
 bool int8_reads_unsigned();
 void int8_to_unsigned(const int8_t* x, size_t count, uint8_t* out);
+
+// INT4 (matmul_int4.cpp): weights in groups of kInt4Group consecutive inputs of a row, each group
+// with one float16 scale d and 4-bit codes q in [0, 15] (the weight is (q - 8) * d), always in
+// panels of 16 rows, on every CPU: packs_int4 says whether a matrix's shape has that layout
+// (rows a multiple of 16, inputs of 8). A panel is a run of units of 64 inputs (the last one may
+// be shorter): the unit's codes, then 64 bytes holding its two groups' 16 scales each. Each
+// 64-byte block of codes covers 8 inputs of the 16 rows: byte 4r + i holds row r's input i in its
+// low nibble and input 4 + i in its high nibble, so one masked load gives vpdpbusd its 16 rows x
+// 4 inputs twice. Activations are quantised to int8 per token (quantize_rows_int8) and multiplied
+// as signed bytes with the unsigned codes; the 8 * sum(x) that the codes' offset adds is taken
+// off through xg (int4_group_sums), which starts each group's integer sum.
+constexpr int kInt4Group = 32;
+bool packs_int4(int in, int out);
+size_t int4_panel_bytes(int in);          // bytes of one panel of 16 rows
+size_t int4_bytes(int in, int out);       // of the whole matrix (packs_int4 must hold)
+// Quantises 16 rows of `in` floats (row r at rows + r * in) into one panel at `panel`.
+void quantize_int4_panel(const float* rows, int in, uint8_t* panel);
+// xg[t * groups + g] = -8 * (sum of token t's int8 inputs in group g), groups = ceil(in / 32).
+int int4_groups(int in);
+void int4_group_sums(const int8_t* x_q, int n, int in, int32_t* xg);
+// y[n, out] = dequantised x[n, in] @ W^T: x_q, xs as for matmul_int8, xg from int4_group_sums.
+void matmul_int4(const int8_t* x_q, const float* xs, const int32_t* xg, int n, const uint8_t* w, int in, int out,
+                 float* y);
+// The portable loop of matmul_int4 whatever the CPU: the tests check the SIMD paths against it.
+void matmul_int4_portable(const int8_t* x_q, const float* xs, const int32_t* xg, int n, const uint8_t* w, int in,
+                          int out, float* y);
+// Row r of a packed INT4 matrix as float32 ((q - 8) * d): the tied embedding's lookup.
+void int4_row(const uint8_t* w, int in, int r, float* dst);
 
 // One query row of attention: o[hd] = softmax(scale * q . K[j]) . V[j] over keys j < len, where
 // key j's vectors start at K + j*stride and V + j*stride; s: scratch for len scores.

@@ -6,6 +6,7 @@
 
 #include "engine/io/error.h"
 #include "engine/io/safetensors.h"
+#include "engine/kernels/kernels.h"
 #include "engine/model/architecture.h"
 #include "engine/model/weight_loader.h"
 
@@ -39,8 +40,11 @@ void check_linear(const Linear& l, int out, int in, const std::string& what) {
     if (l.out != out || l.in != in)
         throw Error("model weights: " + what + " is " + shape_str(l) + ", expected [" + std::to_string(out) + ", " +
                     std::to_string(in) + "]");
-    const size_t n = size_t(out) * size_t(in);
-    const size_t have = l.type == WeightType::F32 ? l.w.size() : l.type == WeightType::BF16 ? l.w16.size() : l.w8.size();
+    const size_t n = l.type == WeightType::INT4 ? int4_bytes(in, out) : size_t(out) * size_t(in);
+    const size_t have = l.type == WeightType::F32    ? l.w.size()
+                        : l.type == WeightType::BF16 ? l.w16.size()
+                        : l.type == WeightType::INT8 ? l.w8.size()
+                                                     : l.w4.size();
     if (have != n)
         throw Error("model weights: " + what + " holds " + std::to_string(have) + " values, expected " +
                     std::to_string(n));
@@ -62,7 +66,10 @@ void check_weights(const ModelConfig& c, const ModelWeights& w) {
         throw Error("model weights: " + std::to_string(w.layers.size()) + " layers, expected " +
                     std::to_string(c.num_layers));
     if (!w.lm_head && !c.tie_word_embeddings) throw Error("model weights: no lm_head (and tie_word_embeddings is false)");
-    const WeightType type = w.layers[0].qkv.type;
+    // One type for every layer matrix, except that an int4 model keeps in int8 a matrix whose
+    // shape int4 panels cannot hold (Linear::set).
+    const auto kind = [](WeightType t) { return t == WeightType::INT4 ? WeightType::INT8 : t; };
+    const WeightType type = kind(w.layers[0].qkv.type);
     for (size_t l = 0; l < w.layers.size(); l++) {
         const LayerWeights& L = w.layers[l];
         const std::string at = " of layer " + std::to_string(l);
@@ -73,7 +80,7 @@ void check_weights(const ModelConfig& c, const ModelWeights& w) {
         check_linear(L.gate_up, 2 * I, H, "gate/up" + at);
         check_linear(L.down, H, I, "down" + at);
         for (const Linear* m : {&L.qkv, &L.o, &L.gate_up, &L.down})
-            if (m->type != type) throw Error("model weights: matrices of more than one weight type" + at);
+            if (kind(m->type) != type) throw Error("model weights: matrices of more than one weight type" + at);
     }
     check_norm(w.final_norm, H, "the final norm");
     if (w.lm_head) check_linear(*w.lm_head, c.vocab_size, H, "lm_head");
@@ -110,6 +117,9 @@ std::unique_ptr<Model> Model::from_weights(ModelConfig cfg, ModelWeights weights
         m->has_tok_ = true;
     }
     m->wtype_ = weights.layers[0].qkv.type;
+    for (const LayerWeights& L : weights.layers)
+        for (const Linear* l : {&L.qkv, &L.o, &L.gate_up, &L.down})
+            if (l->type == WeightType::INT4) m->wtype_ = WeightType::INT4;
     m->embed_ = std::move(weights.embed);
     m->layers_ = std::move(weights.layers);
     m->final_norm_ = std::move(weights.final_norm);

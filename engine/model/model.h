@@ -1,6 +1,6 @@
 // A decoder of the Qwen2 shape (the architecture of Fast-dLLM v2 and of its AR parent; other
 // families of this shape are entries of architecture.h) on the CPU, its weight matrices kept in
-// float32, bfloat16 or int8 (linear.h). One forward pass runs n tokens at consecutive positions:
+// float32, bfloat16, int8 or int4 (linear.h). One forward pass runs n tokens at consecutive positions:
 // GEMMs with M = n (kernels.h), everything else in loops on the engine's thread pool
 // (thread_pool.h), attention over cache rows [0, attend_len).
 //

@@ -21,7 +21,10 @@ void* allocate_weights(size_t bytes) {
     const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
     void* p = std::aligned_alloc(kHugePage, rounded);
     if (!p) throw std::bad_alloc();
-    (void)madvise(p, rounded, MADV_HUGEPAGE);  // advice: without THP the pages stay 4 KB
+    // Huge pages for the whole 2 MB pages the matrix fills; its last, partial one stays in 4 KB
+    // pages, so that the unused rest of it is never resident (about 1 MB per matrix, 0.1 GB for a
+    // 7B model's 114 matrices).
+    (void)madvise(p, bytes / kHugePage * kHugePage, MADV_HUGEPAGE);  // advice: without THP the pages stay 4 KB
     return p;
 }
 
