@@ -51,7 +51,7 @@ int cmd_generate(int argc, char** argv, int first) {
     bool have_prompt = false, chat = false, as_json = false, trace = false, system_set = false, warmup = false;
     DecodeFlags flags;
     ArgParser p("generate", "-m DIR (-p TEXT | --prompt-ids 1,2,3 | --prompt-file FILE) [options]");
-    p.add({"-m", "--model", "DIR", "model folder (default: the demo dLLM in assets/)",
+    p.add({"-m", "--model", "DIR", "model folder, or ORG/NAME in the Hugging Face cache (default: the demo dLLM in assets/)",
            [&](const std::string& v) { model_dir = v; }});
     p.add({"-p", "--prompt", "TEXT", "the prompt text", [&](const std::string& v) { prompt = v; have_prompt = true; }});
     p.add({"-f", "--prompt-file", "FILE", "read the prompt text from FILE (- reads standard input)",
@@ -88,7 +88,7 @@ int cmd_generate(int argc, char** argv, int first) {
     } else if (!prompt_file.empty()) {
         prompt = read_file(prompt_file);
     }
-    if (model_dir.empty()) model_dir = default_model_dir();
+    model_dir = resolve_model_dir(model_dir);
 
     ChatServiceOptions so;
     so.model_dir = model_dir;

@@ -15,6 +15,9 @@ int cmd_info(int argc, char** argv, int first);
 int cmd_chat(int argc, char** argv, int first);
 int cmd_bench(int argc, char** argv, int first);
 int cmd_mkmodel(int argc, char** argv, int first);
+int cmd_pull(int argc, char** argv, int first);
+int cmd_list(int argc, char** argv, int first);
+int cmd_rm(int argc, char** argv, int first);
 int cmd_serve(int argc, char** argv, int first);
 
 // The decoding flags shared by generate and chat (--mode, --threshold, --cache, ...).

@@ -22,6 +22,9 @@ static const char* kUsage =
     "  info        describe a model folder\n"
     "  bench       time forward passes of 1, 8, 32, 512 tokens (a model, or a published shape)\n"
     "  mkmodel     write a random-weight model folder in a published shape\n"
+    "  pull        download a model from the Hugging Face hub (ORG/NAME) into its cache\n"
+    "  list        the models in the Hugging Face cache\n"
+    "  rm          remove a model from the Hugging Face cache\n"
     "\n"
     "Run 'fastdllm COMMAND --help' for the options of a command; 'fastdllm --version' for the build.\n";
 
@@ -70,6 +73,9 @@ int main(int argc, char** argv) {
         if (cmd == "bench") return cmd_bench(argc, argv, shift);
         if (cmd == "mkmodel") return cmd_mkmodel(argc, argv, shift);
         if (cmd == "serve") return cmd_serve(argc, argv, shift);
+        if (cmd == "pull") return cmd_pull(argc, argv, shift);
+        if (cmd == "list") return cmd_list(argc, argv, shift);
+        if (cmd == "rm") return cmd_rm(argc, argv, shift);
         std::fprintf(stderr, "fastdllm: unknown command '%s' (see: fastdllm --help)\n", cmd.c_str());
         return 2;
     } catch (const UsageError& e) {

@@ -1,10 +1,14 @@
-// Where the default model is found.
+// Where the default model is found, and what -m names.
 #include "app/model_dir.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
+
+#include "engine/io/error.h"
+#include "hub/cache.h"
+#include "hub/settings.h"
 
 namespace fdl::cli {
 
@@ -27,6 +31,18 @@ std::string default_model_dir() {
     if (is_dir(FASTDLLM_SOURCE_DIR "/assets/models/demo-dllm")) return FASTDLLM_SOURCE_DIR "/assets/models/demo-dllm";
 #endif
     return "assets/models/demo-dllm";
+}
+
+std::string resolve_model_dir(const std::string& value) {
+    const std::string v = value.empty() ? default_model_dir() : value;
+    struct stat st {};
+    if (::stat(v.c_str(), &st) == 0 || !hub::looks_like_repo_ref(v)) return v;
+    hub::RepoRef ref;
+    if (!hub::parse_repo_ref(v, ref)) return v;
+    std::string why;
+    const std::string snap = hub::find_snapshot(hub::HubSettings::from_environment().cache_dir, ref, &why);
+    if (snap.empty()) throw Error(v + ": not found: no such folder, and " + why + "; download it with: fastdllm pull " + ref.text());
+    return snap;
 }
 
 }  // namespace fdl::cli
