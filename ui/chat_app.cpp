@@ -1,6 +1,6 @@
-// run_chat: starts the chat service (which loads the model), restores a saved conversation when
-// asked, then runs the full-screen TUI or the plain REPL as its client, and saves the
-// conversation at the end.
+// run_chat: starts the chat service (which loads the model) unless a backend (a server) is given,
+// restores a saved conversation when asked, then runs the full-screen TUI or the plain REPL as
+// its client, and saves the conversation at the end.
 #include "ui/chat_app.h"
 
 #include <unistd.h>
@@ -18,31 +18,38 @@
 
 namespace fdl {
 
-int run_chat(const ChatAppOptions& opts) {
+int run_chat(const ChatAppOptions& opts, std::unique_ptr<ChatBackend> backend) {
     using namespace ui;
     std::setlocale(LC_ALL, "");
     ChatClient client;
     client.opts = opts;
     try {
-        ChatServiceOptions so;
-        so.model_dir = opts.model_dir;
-        so.ar_model_dir = opts.ar_model_dir;
-        so.weight_type = opts.dtype;
-        so.progress = stderr_load_progress(opts.model_dir);
-        client.service = std::make_unique<ChatService>(so);
-        ChatService& svc = *client.service;
-        const ModelConfig& cfg = svc.config();
-        client.lane_text[0] = TokenText::of(svc.model().tokenizer(), cfg.eos_token_ids);
+        Settings& s = client.settings;
+        if (backend) {
+            client.backend = std::move(backend);
+            client.info = client.backend->info();
+            s.server = client.info.server;
+        } else {
+            ChatServiceOptions so;
+            so.model_dir = opts.model_dir;
+            so.ar_model_dir = opts.ar_model_dir;
+            so.weight_type = opts.dtype;
+            so.progress = stderr_load_progress(opts.model_dir);
+            auto svc = std::make_unique<ChatService>(so);
+            client.lane_text[0] = TokenText::of(svc->model().tokenizer(), svc->config().eos_token_ids);
+            client.info = svc->info();
+            client.backend = std::move(svc);
+            s.threads = opts.threads;
+            s.weights = client.info.weights;
+        }
+        ChatBackend& svc = *client.backend;
         if (opts.system_set) svc.set_system(opts.system);
         if (opts.history_turns != -2) svc.set_history_turns(opts.history_turns);
-        Settings& s = client.settings;
         s.gen = opts.gen;
-        if (!opts.gen_mode_set) s.gen.mode = cfg.is_diffusion ? DecodeMode::Diffusion : DecodeMode::AR;
+        if (!opts.gen_mode_set) s.gen.mode = client.info.diffusion ? DecodeMode::Diffusion : DecodeMode::AR;
         s.chat = opts.chat_mode;
         if (s.compare()) s.gen.mode = DecodeMode::Diffusion;
-        s.model_name = cfg.name;
-        s.threads = opts.threads;
-        s.weights = weight_type_name(svc.model().weight_type());
+        s.model_name = client.info.name;
         s.gen.validate();
     } catch (const std::exception& e) {
         std::fprintf(stderr, "fastdllm chat: %s\n", e.what());
@@ -58,15 +65,15 @@ int run_chat(const ChatAppOptions& opts) {
                          client.session_file.empty() ? "" : " at ", client.session_file.c_str());
         } else {
             try {
-                client.service->load(client.session_file);
-                if (opts.system_set) client.service->set_system(opts.system);
+                client.backend->load(client.session_file);
+                if (opts.system_set) client.backend->set_system(opts.system);
             } catch (const std::exception& e) {
                 std::fprintf(stderr, "fastdllm chat: cannot resume: %s\n", e.what());
                 return 1;
             }
         }
     }
-    client.saved_text = client.service->saved_text();
+    client.saved_text = client.backend->saved_text();
     install_signals();
 
     const bool plain = opts.plain || !::isatty(0) || !::isatty(1);

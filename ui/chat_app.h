@@ -1,6 +1,7 @@
 // Entry point of `fastdllm chat`: the ncurses TUI, or a plain readline REPL when stdin/stdout
-// is not a terminal (or --plain).
+// is not a terminal (or --plain), on a model loaded here or on a server (--server URL).
 #pragma once
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -26,7 +27,9 @@ struct ChatAppOptions {
 };
 
 // Runs the chat until the user quits. Returns the process exit code. Errors loading models are
-// reported on stderr (before the TUI starts) with a non-zero code.
-int run_chat(const ChatAppOptions& opts);
+// reported on stderr (before the TUI starts) with a non-zero code. With `backend` (a RemoteChat)
+// the chat uses it instead of loading opts.model_dir; opts.gen is then already resolved against
+// the backend's info().
+int run_chat(const ChatAppOptions& opts, std::unique_ptr<ChatBackend> backend = nullptr);
 
 }  // namespace fdl

@@ -17,15 +17,16 @@ ChatRequest ChatClient::request(const std::string& prompt, const Settings& s) co
 }
 
 void ChatClient::on_lane_started(const ChatEvent& e) {
-    if (e.model && e.lane >= 0 && e.lane < 2)
-        lane_text[e.lane] = TokenText::of(e.model->tokenizer(), e.model->config().eos_token_ids);
+    if (e.lane < 0 || e.lane >= 2) return;
+    if (e.model) lane_text[e.lane] = TokenText::of(e.model->tokenizer(), e.model->config().eos_token_ids);
+    else if (e.tokens) lane_text[e.lane] = TokenText::of(e.tokens);
 }
 
 void ChatClient::save_session(std::string& error) {
     if (session_file.empty()) return;
     try {
-        if (service->saved_text() == saved_text) return;  // unchanged: keep the file as it is
-        service->save(session_file);
+        if (backend->saved_text() == saved_text) return;  // unchanged: keep the file as it is
+        backend->save(session_file);
     } catch (const std::exception& e) {
         error = e.what();
     }
@@ -39,18 +40,17 @@ std::string expand_home(const std::string& path) {
     return path;
 }
 
-std::string left_out_text(int n, const ModelConfig& config) {
+std::string left_out_text(int n, int64_t context) {
     return std::to_string(n) + (n == 1 ? " earlier message" : " earlier messages") +
-           " left out of the prompt to fit the model's context (" + std::to_string(config.max_position_embeddings) +
-           " positions)";
+           " left out of the prompt to fit the model's context (" + std::to_string(context) + " positions)";
 }
 
 void fill_transcript(ViewModel& vm, const ChatClient& client) {
     vm.transcript.clear();
     vm.scroll = 0;
-    for (auto& m : client.service->messages()) {
+    for (auto& m : client.backend->messages()) {
         if (m.role == "user") add_entry(vm, Entry::Kind::User, "you", m.content);
-        else if (m.role == "assistant") add_entry(vm, Entry::Kind::Assistant, client.service->config().name, m.content);
+        else if (m.role == "assistant") add_entry(vm, Entry::Kind::Assistant, client.info.name, m.content);
         else add_entry(vm, Entry::Kind::Info, m.role, m.content);
     }
 }
@@ -59,7 +59,7 @@ std::string run_shared_command(ChatClient& client, Settings& settings, const Com
                                bool& handled) {
     handled = true;
     error = false;
-    ChatService& svc = *client.service;
+    ChatBackend& svc = *client.backend;
     std::string msg;
     if (is_setting(c.kind)) {
         error = !apply_setting(settings, c, msg);
@@ -69,6 +69,9 @@ std::string run_shared_command(ChatClient& client, Settings& settings, const Com
         error = true;
         return std::string("wait for the answer to finish (Esc cancels it)");
     };
+    // The answer's Done reaches this client a moment before the backend's worker lets go of the
+    // request; a command that changes the conversation waits for that moment.
+    if (!busy) svc.wait_idle();
     switch (c.kind) {
         case CommandKind::System:
             if (busy) return refuse_busy();

@@ -1,11 +1,12 @@
-// What the TUI and the plain REPL share as clients of the chat service: the settings a prompt is
-// answered with, where the conversation is saved, how each lane's tokens read, and the slash
-// commands whose effect is the same in both.
+// What the TUI and the plain REPL share as clients of a chat backend (the chat service on a model
+// loaded here, or a remote server): the settings a prompt is answered with, where the
+// conversation is saved, how each lane's tokens read, and the slash commands whose effect is the
+// same in both.
 #pragma once
 #include <memory>
 #include <string>
 
-#include "engine/chat/chat_service.h"
+#include "engine/chat/chat_backend.h"
 #include "ui/chat_app.h"
 #include "ui/commands.h"
 #include "ui/view_model.h"
@@ -14,7 +15,8 @@ namespace fdl::ui {
 
 struct ChatClient {
     ChatAppOptions opts;
-    std::unique_ptr<ChatService> service;
+    std::unique_ptr<ChatBackend> backend;  // ChatService, or a RemoteChat (client/)
+    ChatBackendInfo info;       // the backend's, at start
     Settings settings;          // at start; each front end keeps its own copy as the user changes it
     std::string session_file;   // where the conversation is saved on exit ("" = nowhere)
     std::string history_file;   // input history
@@ -23,7 +25,8 @@ struct ChatClient {
 
     // The request a prompt becomes under settings s.
     ChatRequest request(const std::string& prompt, const Settings& s) const;
-    // Keeps the lane's token text (a LaneStarted event names the model answering).
+    // Keeps the lane's token text (a LaneStarted event names the model answering, or, for a
+    // remote lane, the server's token names).
     void on_lane_started(const ChatEvent& e);
     // Saves the conversation when it changed since start; error says why it could not.
     void save_session(std::string& error);
@@ -34,11 +37,11 @@ struct ChatClient {
 std::string run_shared_command(ChatClient& client, Settings& settings, const Command& c, bool busy, bool& error,
                                bool& handled);
 
-// The transcript shown for the service's conversation (after /load, /clear, --resume).
+// The transcript shown for the backend's conversation (after /load, /clear, --resume).
 void fill_transcript(ViewModel& vm, const ChatClient& client);
 
 // "2 earlier messages left out of the prompt to fit the model's context (4096 positions)".
-std::string left_out_text(int n, const ModelConfig& config);
+std::string left_out_text(int n, int64_t context);
 
 // "~/x" with $HOME in front.
 std::string expand_home(const std::string& path);

@@ -84,7 +84,7 @@ void Plain::on_event(ChatEvent&& e) {
                 std::fflush(stdout);
                 if (e.lane == 1 || settings_.compare()) cmp_.record(e.lane, view_.stats, view_.cancelled, settings_);
             }
-            if (e.left_out > 0) std::fprintf(stderr, "%s\n", left_out_text(e.left_out, client_.service->config()).c_str());
+            if (e.left_out > 0) std::fprintf(stderr, "%s\n", left_out_text(e.left_out, client_.info.context).c_str());
             break;
         case ChatEvent::Kind::Info: std::fprintf(stderr, "%s\n", e.text.c_str()); break;
         case ChatEvent::Kind::Done:
@@ -100,7 +100,7 @@ void Plain::answer(const std::string& prompt) {
     ChatEventQueue q;
     uint64_t id = 0;
     try {
-        id = client_.service->submit(client_.request(prompt, settings_), q.sink());
+        id = client_.backend->submit(client_.request(prompt, settings_), q.sink());
     } catch (const std::exception& ex) {
         std::fprintf(stderr, "error: %s\n", ex.what());
         return;
@@ -114,7 +114,7 @@ void Plain::answer(const std::string& prompt) {
             if (done) break;
         }
         if (g_signal && !cancelled) {
-            client_.service->cancel(id);
+            client_.backend->cancel(id);
             cancelled = true;
         }
     }

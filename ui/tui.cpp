@@ -51,14 +51,14 @@ private:
 
 void Tui::cancel_answer() {
     if (!vm_.busy) return;
-    client_.service->cancel(job_);
+    client_.backend->cancel(job_);
     set_status(vm_, "cancelling…", false, now_s());
 }
 
 void Tui::start_job(const std::string& prompt) {
     events_.clear();
     try {
-        job_ = client_.service->submit(client_.request(prompt, vm_.settings), events_.sink());
+        job_ = client_.backend->submit(client_.request(prompt, vm_.settings), events_.sink());
     } catch (const std::exception& e) {
         set_status(vm_, e.what(), true, now_s());
         return;
@@ -153,7 +153,7 @@ bool Tui::drain() {
                     end_answer(vm_, e.error.empty() ? &e.text : nullptr, e.error, now);
                 }
                 if (e.error.empty() && e.left_out > 0)
-                    set_status(vm_, left_out_text(e.left_out, client_.service->config()), false, now);
+                    set_status(vm_, left_out_text(e.left_out, client_.info.context), false, now);
                 break;
             case ChatEvent::Kind::Info:
                 set_status(vm_, e.text, false, now);
@@ -268,7 +268,7 @@ void Tui::handle_key(int rc, wint_t ch) {
 int Tui::run() {
     vm_.settings = client_.settings;
     fill_transcript(vm_, client_);
-    if (const size_t n = client_.service->messages().size(); client_.opts.resume && n > 0)
+    if (const size_t n = client_.backend->messages().size(); client_.opts.resume && n > 0)
         set_status(vm_, "resumed " + std::to_string(n) + " messages from " + client_.session_file, false, now_s());
     if (!r_.start()) return -1;
     in_.start(client_.history_file);
@@ -309,8 +309,8 @@ int Tui::run() {
         }
     }
     // Leaving: stop the answer, restore the terminal, keep the conversation.
-    client_.service->cancel_all();
-    client_.service->wait_idle();
+    client_.backend->cancel_all();
+    client_.backend->wait_idle();
     drain();
     in_.stop();
     r_.stop();

@@ -92,6 +92,18 @@ GenerateOptions ChatService::default_options() const {
     return g;
 }
 
+ChatBackendInfo ChatService::info() const {
+    ChatBackendInfo i;
+    const ModelConfig& c = config();
+    i.name = c.name;
+    i.diffusion = c.is_diffusion;
+    i.block_size = c.bd_size;
+    i.context = c.max_position_embeddings;
+    i.weights = weight_type_name(model_->weight_type());
+    i.stop_ids = c.eos_token_ids;
+    return i;
+}
+
 uint64_t ChatService::submit(ChatRequest request, ChatEventSink sink) {
     GenerateOptions g = request.gen;
     if (request.mode == ChatMode::Compare) g.mode = DecodeMode::Diffusion;
@@ -306,7 +318,7 @@ void ChatService::run(Slot& slot, Job& job) {
         }
         if (go_on) {
             GenerateOptions g = r.gen;
-            if (r.mode == ChatMode::Compare) g.mode = DecodeMode::Diffusion;
+            if (r.mode == ChatMode::Compare) g.mode = DecodeMode::Diffusion, g.time_pass_costs = true;  // the bound beside the speedup
             run_lane(slot, job, 0, session, *model_, label, g);
         }
     }

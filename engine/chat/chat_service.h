@@ -1,7 +1,8 @@
 // The chat as a service: the loaded models (the chat model and, for compare mode, an AR
 // baseline), the conversation with its KV cache, and one worker thread that answers queued
 // requests one at a time in arrival order. Any thread may submit or cancel; each request's
-// events go to the sink its client gave, on the worker thread. The TUI, the plain REPL and
+// events go to the sink its client gave, on the worker thread, while the service's conversation
+// is locked: a sink must not wait on a lock held by a thread that reads the conversation. The TUI, the plain REPL and
 // `fastdllm generate` are clients of it; a server is one more.
 #pragma once
 
@@ -18,17 +19,13 @@
 #include <thread>
 #include <vector>
 
+#include "engine/chat/chat_backend.h"
 #include "engine/chat/chat_session.h"
 #include "engine/decode/generate.h"
 #include "engine/model/forward_group.h"
 #include "engine/model/model.h"
 
 namespace fdl {
-
-// How a request is answered. Compare is a chat mode, not a decoder: the AR baseline answers
-// first, then the chat model with diffusion, so the two can be timed side by side.
-enum class ChatMode { Single, Compare };
-const char* chat_mode_name(ChatMode m);  // "single", "compare"
 
 struct ChatServiceOptions {
     std::string model_dir;
@@ -44,64 +41,11 @@ struct ChatServiceOptions {
     int parallel = 1;
 };
 
-struct ChatRequest {
-    // The new user message, answered in the service's conversation and added to it.
-    std::string prompt;
-    // When set, answers these messages instead (system/user/assistant, the last one from the
-    // user), in a conversation of their own: the service's conversation is left alone. The KV
-    // cache is shared, so a conversation that continues still reuses its prefix.
-    std::optional<std::vector<ChatMessage>> messages;
-    // When set, a raw prompt of token ids: no chat template, no conversation.
-    std::optional<std::vector<int32_t>> prompt_ids;
-    ChatMode mode = ChatMode::Single;
-    bool baseline = false;      // answer with compare mode's AR baseline instead of the chat model
-    GenerateOptions gen;        // gen.mode picks the decoder (Compare runs AR, then diffusion)
-    int step_delay_ms = 0;      // slow motion: a pause after every forward pass
-    bool reuse_cache = true;    // false: forget the cached rows first (timings without reuse)
-};
-
-// What a request's client hears, in this order: per lane LaneStarted, Decode events,
-// LaneFinished; Info at any time; Done once at the end.
-struct ChatEvent {
-    enum class Kind { LaneStarted, Decode, LaneFinished, Info, Done };
-    Kind kind = Kind::Info;
-    uint64_t request = 0;
-    int lane = 0;                   // 0: the chat model; 1: the AR baseline (compare mode)
-    const Model* model = nullptr;   // LaneStarted: the model answering (lives as long as the service)
-    DecodeEvent decode;             // Decode
-    // Decode: answer text that became final with this event (never half a UTF-8 character);
-    // LaneStarted: the lane's label; LaneFinished: the reply as stored; Info: the message.
-    std::string text;
-    std::string error;              // LaneFinished: why the lane failed ("" when it did not)
-    int left_out = 0;               // LaneFinished: earlier messages left out to fit the context
-    std::shared_ptr<const GenerateResult> result;  // LaneFinished: tokens, statistics, steps
-    bool cancelled = false;         // LaneFinished, Done
-};
-using ChatEventSink = std::function<void(ChatEvent&&)>;
-
-// A client's mailbox: give sink() to submit() and take the events on the client's own thread.
-class ChatEventQueue {
-public:
-    ChatEventSink sink();
-    std::deque<ChatEvent> take_all();
-    // The next event, waiting up to timeout_s; false when none came.
-    bool wait_next(ChatEvent& out, double timeout_s);
-    void clear();
-
-private:
-    struct State {
-        std::mutex mu;
-        std::condition_variable cv;
-        std::deque<ChatEvent> events;
-    };
-    std::shared_ptr<State> st_ = std::make_shared<State>();
-};
-
-class ChatService {
+class ChatService : public ChatBackend {
 public:
     // Loads the chat model (throws fdl::Error) and starts the worker.
     explicit ChatService(const ChatServiceOptions& opts);
-    ~ChatService();  // cancels what is queued or running and joins the worker
+    ~ChatService() override;  // cancels what is queued or running and joins the worker
     ChatService(const ChatService&) = delete;
     ChatService& operator=(const ChatService&) = delete;
 
@@ -109,16 +53,17 @@ public:
     const ModelConfig& config() const { return model_->config(); }
     // The decoding settings a request gets by default: the model's natural decoder and block size.
     GenerateOptions default_options() const;
+    ChatBackendInfo info() const override;
 
     // Queues a request (checked first: throws fdl::Error for invalid options). Returns its id.
-    uint64_t submit(ChatRequest request, ChatEventSink sink);
+    uint64_t submit(ChatRequest request, ChatEventSink sink) override;
     // Stops a request between forward passes (a queued one never starts); its client still gets
     // LaneFinished/Done, marked cancelled. Unknown or finished ids are ignored.
-    void cancel(uint64_t id);
-    void cancel_all();
-    bool busy() const;   // a request is running or queued
+    void cancel(uint64_t id) override;
+    void cancel_all() override;
+    bool busy() const override;  // a request is running or queued
     size_t queued() const;  // requests waiting for the worker
-    void wait_idle();
+    void wait_idle() override;
 
     // The prompt a request would run, in tokens (its messages or raw ids; the conversation's
     // next turn otherwise), on the model that would answer it. Thread-safe.
@@ -130,18 +75,18 @@ public:
 
     // The conversation. Changes are refused (fdl::Error) while a request is running or queued;
     // reads then wait for it.
-    std::string system() const;
-    void set_system(const std::string& text);
-    int history_turns() const;
-    void set_history_turns(int n);
-    void clear();
-    std::vector<ChatMessage> messages() const;
-    nlohmann::json to_json() const;
-    void from_json(const nlohmann::json& j);
+    std::string system() const override;
+    void set_system(const std::string& text) override;
+    int history_turns() const override;
+    void set_history_turns(int n) override;
+    void clear() override;
+    std::vector<ChatMessage> messages() const override;
+    nlohmann::json to_json() const override;
+    void from_json(const nlohmann::json& j) override;
     // The conversation as a saved file holds it (pretty JSON; invalid UTF-8 saved as U+FFFD).
-    std::string saved_text() const;
-    void save(const std::string& path) const;  // atomically; creates the folder
-    void load(const std::string& path);        // throws fdl::Error naming the file
+    std::string saved_text() const override;
+    void save(const std::string& path) const override;  // atomically; creates the folder
+    void load(const std::string& path) override;        // throws fdl::Error naming the file
 
 private:
     struct Job {
