@@ -23,10 +23,11 @@ bool is_loopback(const std::string& host) {
 
 int cmd_serve(int argc, char** argv, int first) {
     std::string model_dir, ar_model_dir;
+    int parallel = 4;
     server::ServeOptions so;
     DecodeFlags flags;
     ArgParser p("serve", "[-m DIR] [--ar-model DIR] [--host 127.0.0.1] [--port 8080] [--api-key KEY] [options]");
-    p.add({"-m", "--model", "DIR", "model folder (default: the demo dLLM in assets/)",
+    p.add({"-m", "--model", "DIR", "model folder, or ORG/NAME in the Hugging Face cache (default: the demo dLLM in assets/)",
            [&](const std::string& v) { model_dir = v; }});
     p.add({"", "--ar-model", "DIR",
            "AR baseline, answered when a request names it in \"model\" (default: demo-ar beside the model)",
@@ -37,6 +38,9 @@ int cmd_serve(int argc, char** argv, int first) {
            [&](const std::string& v) { so.port = parse_int("--port", v, 0, 65535); }});
     p.add({"", "--api-key", "KEY", "require 'Authorization: Bearer KEY' on /v1/ (default: $FASTDLLM_API_KEY, else none)",
            [&](const std::string& v) { so.api_key = v; }});
+    p.add({"", "--parallel", "N",
+           "requests decoded at once, their forward passes shared (default 4); more wait in the queue",
+           [&](const std::string& v) { parallel = parse_int("--parallel", v, 1, 64); }});
     p.add({"", "--max-queue", "N", "requests that may wait for the model; one more gets 503 (default 64)",
            [&](const std::string& v) { so.max_queue = parse_int("--max-queue", v, 1, 100000); }});
     p.add({"", "--max-body", "BYTES", "largest request body; a larger one gets 413 (default 1048576)",
@@ -58,7 +62,8 @@ int cmd_serve(int argc, char** argv, int first) {
         throw UsageError{"--mode compare is a chat mode; a server request names the AR baseline in \"model\" instead"};
     if (so.api_key.empty())
         if (const char* k = std::getenv("FASTDLLM_API_KEY")) so.api_key = k;
-    if (model_dir.empty()) model_dir = default_model_dir();
+    model_dir = resolve_model_dir(model_dir);
+    if (!ar_model_dir.empty()) ar_model_dir = resolve_model_dir(ar_model_dir);
 
     // SIGINT and SIGTERM go to one thread that stops the server (blocked in every other thread,
     // which inherit this mask).
@@ -74,9 +79,21 @@ int cmd_serve(int argc, char** argv, int first) {
     co.ar_model_dir = ar_model_dir;
     co.weight_type = flags.dtype;
     co.progress = stderr_load_progress(model_dir);
+    co.parallel = parallel;
     ChatService service(co);
     const ModelConfig& cfg = service.config();
     const int threads = finish_decode_flags(flags, cfg.is_diffusion, cfg.bd_size);
+    // The decoding flags are every request's defaults; a request's own fields override them.
+    GenerateOptions defaults = service.default_options();
+    defaults.mode = flags.gen.mode;
+    defaults.max_new_tokens = flags.gen.max_new_tokens;
+    defaults.block_size = flags.gen.block_size;
+    defaults.sub_block_size = flags.gen.sub_block_size;
+    defaults.threshold = flags.gen.threshold;
+    defaults.cache = flags.gen.cache;
+    defaults.unmask = flags.gen.unmask;
+    defaults.sampling = flags.gen.sampling;
+    so.defaults = defaults;
     if (!ar_model_dir.empty() || cfg.is_diffusion) {
         try {
             service.load_baseline();
@@ -91,9 +108,9 @@ int cmd_serve(int argc, char** argv, int first) {
         std::fprintf(stderr,
                      "warning: listening on %s without --api-key: anyone who can reach this address can use the model\n",
                      so.host.c_str());
-    std::fprintf(stderr, "fastdllm serve: %s (%s, %s, %d threads) on http://%s:%d/  (Ctrl-C stops)\n", cfg.name.c_str(),
+    std::fprintf(stderr, "fastdllm serve: %s (%s, %s, %d thread%s) on http://%s:%d/  (Ctrl-C stops)\n", cfg.name.c_str(),
                  cfg.is_diffusion ? "block diffusion" : "autoregressive", weight_type_name(service.model().weight_type()),
-                 threads, so.host.find(':') != std::string::npos ? ("[" + so.host + "]").c_str() : so.host.c_str(),
+                 threads, threads == 1 ? "" : "s", so.host.find(':') != std::string::npos ? ("[" + so.host + "]").c_str() : so.host.c_str(),
                  http.port());
 
     std::thread watcher([&] {

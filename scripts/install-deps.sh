@@ -9,12 +9,14 @@ PKGS=(
   libncurses-dev                               # the TUI (wide-character ncursesw)
   libreadline-dev                              # line editing + history in the TUI and plain REPL
   libcpp-httplib-dev                           # fastdllm serve: the HTTP server
+  libcurl4-openssl-dev libssl-dev              # fastdllm pull: HTTPS downloads (libcurl), SHA-256 checks (libcrypto)
   curl                                         # tests of the server with a client nobody here wrote
   libpcre2-dev                                 # the tokenizer's own split regex
   libutf8proc-dev                              # NFC normalisation
   libgtest-dev libgmock-dev                    # unit tests
   libbenchmark-dev                             # micro-benchmarks
   tmux                                         # end-to-end TUI test
+  chromium                                     # end-to-end test of the server's web page (headless)
   clang libclang-rt-14-dev libomp-dev llvm     # scripts/fuzz.sh: libFuzzer, clang's OpenMP, llvm-symbolizer
   gnuplot-nox                                  # bench/: the speed-vs-threshold plot
   python3 python3-torch python3-numpy python3-regex  # train/ (the conversion recipe) on CPU

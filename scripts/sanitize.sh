@@ -3,8 +3,9 @@
 #   1. build-asan/: every target with -DFASTDLLM_SANITIZE=ON (AddressSanitizer + UBSan, leak
 #      checking on) and the full ctest suite, script tests included (they run the sanitized
 #      fastdllm binary);
-#   2. build-tsan/: the unit tests with -DFASTDLLM_TSAN=ON (ThreadSanitizer), running the
-#      threaded ones: names with UiState, Thread, Cancel or Concurrent. OpenMP runs with
+#   2. build-tsan/: the unit tests and fastdllm with -DFASTDLLM_TSAN=ON (ThreadSanitizer),
+#      running the threaded tests (names with UiState, Thread, Cancel, Concurrent, ChatService or
+#      ForwardBatch) and the whole server test (tests/server_test.sh). OpenMP runs with
 #      OMP_NUM_THREADS=1 there: Debian's libgomp is not built with TSan, so its own
 #      synchronisation would be reported as races (false positives); the threads under test are
 #      the std::threads of the chat (worker + UI) and the tokenizer's shared cache.
@@ -75,11 +76,11 @@ if [ -z "$ONLY" ] || [ "$ONLY" = tsan ]; then
     L=$PWD/build-tsan/sanitizer-logs
     rm -rf "$L"; mkdir -p "$L"
     export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:exitcode=66:log_path=$L/tsan"
-    ${NORAND[@]+"${NORAND[@]}"} bash -c "$(declare -f build); BUILD_JOBS=$BUILD_JOBS build build-tsan -DFASTDLLM_TSAN=ON -- fastdllm_tests"
+    ${NORAND[@]+"${NORAND[@]}"} bash -c "$(declare -f build); BUILD_JOBS=$BUILD_JOBS build build-tsan -DFASTDLLM_TSAN=ON -- fastdllm_tests fastdllm"
     t1=$(date +%s)
     set +e
     (cd build-tsan && ${NORAND[@]+"${NORAND[@]}"} ctest --output-on-failure -j"$CT_JOBS" --timeout 1200 \
-        -R 'UiState|Thread|Cancel|Concurrent|ChatService') > build-tsan/ctest.log 2>&1
+        -R 'UiState|Thread|Cancel|Concurrent|ChatService|ForwardBatch|server_test') > build-tsan/ctest.log 2>&1
     rc=$?
     set -e
     t2=$(date +%s)

@@ -92,7 +92,11 @@ std::optional<ApiError> parse_api_request(std::string_view body, bool chat, cons
                 return field_error(where + ".role", "unknown role \"" + role + "\" (system, user or assistant)");
             if (role == "system" && i != 0) return field_error(where + ".role", "a system message must come first");
             std::string text;
-            if (auto e = content_text(m.contains("content") ? m["content"] : json(), where + ".content", text)) return e;
+            // By reference: a copy of the content would recurse as deep as it nests (a body of
+            // nested lists overflowed the connection thread's stack).
+            static const json no_content;
+            const json& content = m.contains("content") ? m["content"] : no_content;
+            if (auto e = content_text(content, where + ".content", text)) return e;
             out.messages.push_back({role, std::move(text), {}});
         }
         if (out.messages.back().role != "user")

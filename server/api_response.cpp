@@ -38,7 +38,7 @@ json usage_json(const DecodeStats& st, int completion_tokens) {
 }
 
 json timings_json(const DecodeStats& st, DecodeMode decoder) {
-    return {{"decoder", decode_mode_name(decoder)},
+    json j = {{"decoder", decode_mode_name(decoder)},
             {"prompt_n", st.prefilled_tokens},
             {"prompt_ms", round_to(st.prefill_seconds * 1e3, 1e3)},
             {"cached_n", st.reused_tokens},
@@ -48,6 +48,10 @@ json timings_json(const DecodeStats& st, DecodeMode decoder) {
             {"request_tokens_per_second", round_to(st.request_tokens_per_second(), 1e3)},
             {"tokens_per_forward", round_to(st.tokens_per_forward(), 1e4)},
             {"forward_passes", st.nfe}};
+    // The most a diffusion request with these settings can gain over AR on this machine, when the
+    // model's pass costs are known (engine/decode/speedup_bound.h).
+    if (st.best_case_speedup > 0) j["best_case_speedup"] = round_to(st.best_case_speedup, 1e3);
+    return j;
 }
 
 json delta_chunk(const AnswerId& a, const std::string& text, bool role, const char* finish_reason) {
@@ -87,7 +91,10 @@ json step_json(const DecodeEvent& ev, const Tokenizer* tok) {
         block_text.push_back(t == ev.mask_token || !tok ? json("") : text_value(tok->token_bytes(t)));
     }
     // A prefill step knows only the prompt's cells of the next block: the rest are undecided.
-    while (int(block.size()) < ev.block_size) block.push_back(-1);
+    while (int(block.size()) < ev.block_size) {
+        block.push_back(-1);
+        block_text.push_back("");
+    }
     return {{"kind", step_kind_name(ev.step)},
             {"decoder", decode_mode_name(ev.decoder)},
             {"block_index", ev.block_index},

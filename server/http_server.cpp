@@ -2,6 +2,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -68,6 +69,7 @@ struct Answer {
     std::string error;
     bool done = false;
     bool cut = false;  // the answer was cut (stop string, token limit): the rest was cancelled
+    bool cancelled = false;  // Done came marked cancelled (the answer is not whole)
     std::string full;  // the whole text so far
     double started = 0;
 
@@ -98,7 +100,10 @@ struct Answer {
                 error = e.error;
                 if (!finish) finish = "length";
                 break;
-            case ChatEvent::Kind::Done: done = true; break;
+            case ChatEvent::Kind::Done:
+                done = true;
+                cancelled = e.cancelled;
+                break;
             default: break;
         }
         full += out;
@@ -133,7 +138,7 @@ struct HttpServer::Impl {
     }
 
     void setup();
-    void completions(const httplib::Request& req, httplib::Response& res, bool chat);
+    void completions(const httplib::Request& req, const std::string& body, httplib::Response& res, bool chat);
     void models(httplib::Response& res);
 };
 
@@ -143,7 +148,7 @@ void HttpServer::Impl::setup() {
     http.set_payload_max_length(opts.max_body_bytes);
     http.set_read_timeout(opts.read_timeout_s, 0);
     http.set_write_timeout(opts.write_timeout_s, 0);
-    http.set_keep_alive_timeout(opts.keep_alive_s);
+    http.set_keep_alive_timeout(std::min(opts.keep_alive_s, opts.read_timeout_s));
 
     http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
         {
@@ -210,10 +215,25 @@ void HttpServer::Impl::setup() {
         send_json(res, 200, {{"status", "ok"}, {"model", svc.config().name}, {"queued", svc.queued()}});
     });
     http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) { models(res); });
-    http.Post("/v1/chat/completions",
-              [this](const httplib::Request& req, httplib::Response& res) { completions(req, res, true); });
-    http.Post("/v1/completions",
-              [this](const httplib::Request& req, httplib::Response& res) { completions(req, res, false); });
+    // The body is read here, whatever its Content-Type: cpp-httplib would refuse one sent as a
+    // form (what `curl -d` sends) above 8 KB with a 413, and parse it as a form.
+    auto with_body = [this](bool chat) {
+        return [this, chat](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& read) {
+            if (req.is_multipart_form_data()) {  // left unread: the connection ends with this answer
+                res.set_header("Connection", "close");
+                return send_error(res, api_error(400, "invalid_request_error", "the request body is not valid JSON"));
+            }
+            std::string body;
+            if (!read([&](const char* data, size_t n) {
+                    body.append(data, n);
+                    return true;
+                }))
+                return;  // too large (413) or cut short (400): the status is set
+            completions(req, body, res, chat);
+        };
+    };
+    http.Post("/v1/chat/completions", with_body(true));
+    http.Post("/v1/completions", with_body(false));
     http.Get("/", [](const httplib::Request&, httplib::Response& res) {
         res.set_content(web_page_html(), "text/html; charset=utf-8");
     });
@@ -227,17 +247,20 @@ void HttpServer::Impl::models(httplib::Response& res) {
                     {"created", 0},
                     {"owned_by", "fastdllm"},
                     {"meta", {{"architecture", c.architecture}, {"diffusion", c.is_diffusion}, {"block_size", c.bd_size},
-                              {"context", c.max_position_embeddings}, {"parameters", c.parameter_count()}}}});
+                              {"context", c.max_position_embeddings}, {"parameters", c.parameter_count()},
+                              {"eos_token_ids", c.eos_token_ids}, {"history_turns", c.chat_history_turns}}}});
     if (const std::string b = svc.baseline_name(); !b.empty() && b != c.name)
         data.push_back({{"id", b}, {"object", "model"}, {"created", 0}, {"owned_by", "fastdllm"},
                         {"meta", {{"role", "AR baseline"}}}});
     send_json(res, 200, {{"object", "list"}, {"data", data}});
 }
 
-void HttpServer::Impl::completions(const httplib::Request& req, httplib::Response& res, bool chat) {
+void HttpServer::Impl::completions(const httplib::Request& req, const std::string& body, httplib::Response& res,
+                                   bool chat) {
     auto a = std::make_shared<Answer>();
     a->started = now_seconds();
-    if (auto e = parse_api_request(req.body, chat, svc.default_options(), opts.limits, a->api)) return send_error(res, *e);
+    if (auto e = parse_api_request(body, chat, opts.defaults ? *opts.defaults : svc.default_options(), opts.limits, a->api))
+        return send_error(res, *e);
     ApiRequest& api = a->api;
     const std::string baseline = svc.baseline_name();
     ChatRequest r;
@@ -257,6 +280,7 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
                                              std::to_string(svc.config().max_position_embeddings) +
                                              " positions leaves room for " + std::to_string(std::max<int64_t>(room, 0)),
                                          "context_length_exceeded"));
+    if (stopping) return send_error(res, api_error(503, "server_error", "the server is shutting down"));
     if (svc.queued() >= size_t(opts.max_queue))
         return send_error(res, api_error(503, "server_error",
                                          "the server is busy: " + std::to_string(svc.queued()) + " requests are waiting",
@@ -271,13 +295,11 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
         json step;
         while (!a->done) {
             ChatEvent e;
-            if (!a->events.wait_next(e, 0.5)) {
-                if (stopping) svc.cancel(a->job);
-                continue;
-            }
-            a->apply(e, svc, step);
+            const bool got = a->events.wait_next(e, 0.5);
+            if (stopping) svc.cancel(a->job);  // also one submitted while stop() ran
+            if (got) a->apply(e, svc, step);
         }
-        if (stopping && !a->cut)
+        if (stopping && a->cancelled && !a->cut)
             return send_error(res, api_error(503, "server_error", "the server is shutting down"));
         if (!a->error.empty()) return send_error(res, api_error(500, "server_error", a->error));
         {
@@ -309,8 +331,9 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
             double last_write = now_seconds();
             while (!a->done) {
                 ChatEvent e;
-                if (!a->events.wait_next(e, 0.25)) {
-                    if (stopping) svc.cancel(a->job);
+                const bool got = a->events.wait_next(e, 0.25);
+                if (stopping) svc.cancel(a->job);  // also one submitted while stop() ran
+                if (!got) {
                     // A comment line now and then: a client that went away is noticed even while
                     // the request waits in the queue.
                     if (now_seconds() - last_write > 1) {
@@ -325,7 +348,7 @@ void HttpServer::Impl::completions(const httplib::Request& req, httplib::Respons
                 if (!delta.empty() && !write(sse(delta_chunk(a->id, delta, false, nullptr)))) return client_gone();
                 last_write = now_seconds();
             }
-            if (stopping && !a->cut) {
+            if (stopping && a->cancelled && !a->cut) {
                 write(sse(error_json(api_error(503, "server_error", "the server is shutting down"))));
             } else if (!a->error.empty()) {
                 write(sse(error_json(api_error(500, "server_error", a->error))));

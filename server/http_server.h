@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "engine/chat/chat_service.h"
@@ -23,9 +24,11 @@ struct ServeOptions {
     int max_queue = 64;           // requests waiting for the model; one more gets 503
     int read_timeout_s = 10;      // a client that sends nothing for this long is dropped
     int write_timeout_s = 30;     // a client that reads nothing for this long is dropped
-    int keep_alive_s = 5;         // an idle kept-alive connection is closed after this long
+    int keep_alive_s = 5;         // an idle connection is closed after this long (or read_timeout_s if shorter)
     int threads = 0;              // connection threads (0: max_queue + 8)
     ApiLimits limits;
+    // The decoding settings of a request that names none (the command line's); empty: the model's.
+    std::optional<GenerateOptions> defaults;
     std::function<void(const std::string&)> log;  // one line per request (stderr when empty)
 };
 

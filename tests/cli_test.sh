@@ -43,6 +43,8 @@ out=$(FASTDLLM_KERNELS=portable "$BIN" --version)
 check "--version names a forced kernel path" 'grep -q "^kernels: portable" <<<"$out"'
 out=$("$BIN" info -m "$FIX/tiny/model")
 check "info" 'grep -q "block-diffusion Qwen2, 2 layers" <<<"$out"'
+out=$("$BIN" info -m "$FIX/tiny/model" --dtype int4 --json)
+check "info --dtype int4" 'python3 -c "import json,sys; j=json.loads(sys.argv[1]); assert j[\"loaded_dtype\"] == \"int4\" and 0 < j[\"loaded_bytes\"] < j[\"file_bytes\"] / 2, j" "$out"'
 out=$("$BIN" generate -m "$FIX/tiny/model" -p "Hello" --chat -n 32 2>/dev/null)
 check "generate streams text" '[ -n "$out" ]'
 # --warmup changes timings only: same tokens and passes, and the JSON says it was used.
@@ -60,6 +62,7 @@ expect_error() {  # name, expected exit code, expected text, command...
     fi
 }
 expect_error "missing model" 1 "no such model folder" "$BIN" generate -m /nonexistent -p hi
+expect_error "an unknown --dtype" 2 "expected auto, f32, bf16, int8 or int4" "$BIN" generate -p hi --dtype int3
 expect_error "bad threshold" 2 "--threshold: 2 is out of range" "$BIN" generate -m "$FIX/tiny/model" -p hi --threshold 2
 expect_error "bad cache" 2 "--cache: expected none, prefix, dual or dual-overlap" "$BIN" generate -m "$FIX/tiny/model" -p hi --cache fast
 expect_error "unknown flag" 2 "unknown option --frobnicate" "$BIN" generate --frobnicate
@@ -70,15 +73,25 @@ expect_error "id outside vocab" 1 "outside the vocabulary" "$BIN" generate -m "$
 expect_error "unknown command" 2 "unknown command" "$BIN" frobnicate
 expect_error "short max-new" 1 "must be at least the block size" "$BIN" generate -m "$FIX/tiny/model" -p hi -n 8 --mode diffusion
 # Compare mode in the plain REPL on the shipped pair: the AR baseline is found beside the chat
-# model, its loading is reported as started and as finished, and both answers and the speedup follow.
+# model, its loading is reported as started and as finished, and both answers and the speedup follow,
+# with the best case this machine's pass costs allow beside it: timed on the first compare and
+# stored in the data folder (a fresh one here), then read back by the next process.
 if "$BIN" --version | grep -q "^chat: not built"; then
     expect_error "chat without the UI build" 1 "built without the chat" "$BIN" chat --plain
 else
-    out=$(echo "Spell the word garden." | "$BIN" chat --plain --mode compare -m "$SRC/assets/models/demo-dllm" 2>&1)
+    data=$(mktemp -d)
+    out=$(echo "Spell the word garden." | XDG_DATA_HOME="$data" "$BIN" chat --plain --mode compare -m "$SRC/assets/models/demo-dllm" 2>&1)
     check "compare: loading reported" 'grep -q "^loading the AR baseline .*demo-ar" <<<"$out"'
     check "compare: loaded reported" 'grep -qE "^loaded the AR baseline demo-ar in [0-9.]+ s$" <<<"$out"'
     check "compare: both answers" '[ "$(grep -c "^g-a-r-d-e-n$" <<<"$out")" = 2 ]'
-    check "compare: speedup line" 'grep -qE "^\[speedup [0-9.]+x: diffusion .* vs AR .*prompt included\]$" <<<"$out"'
+    check "compare: speedup line" 'grep -qE "^\[speedup [0-9.]+x \(best case here [0-9.]+x\): diffusion .* vs AR .*prompt included\]$" <<<"$out"'
+    check "compare: pass costs stored" 'grep -q "demo-dllm .*bf16 .* B=32 S=8" "$data/fastdllm/pass_costs.json"'
+    best=$(grep -o "best case here [0-9.]*x" <<<"$out")
+    out=$(echo "Spell the word garden." | XDG_DATA_HOME="$data" "$BIN" chat --plain --mode compare -m "$SRC/assets/models/demo-dllm" 2>&1)
+    check "compare: the stored best case reused" '[ -n "$best" ] && grep -q "$best" <<<"$out"'
+    out=$(echo "Spell the word garden." | XDG_DATA_HOME="$data" "$BIN" chat --plain --mode compare --cache dual-overlap --dtype int4 -m "$SRC/assets/models/demo-dllm" 2>&1)
+    check "compare: int4, dual-overlap" 'grep -qE "^\[speedup [0-9.]+x \(best case here [0-9.]+x\): diffusion" <<<"$out" && grep -q "int4 .* B=32 S=8" "$data/fastdllm/pass_costs.json"'
+    rm -rf "$data"
 fi
 
 tmp=$(mktemp -d); cp -r "$FIX/tiny/model" "$tmp/m"; chmod -R u+w "$tmp/m"

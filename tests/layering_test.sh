@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The engine's layering, checked on the includes themselves:
-#   - engine/ includes nothing from ui/ or app/, and ui/ nothing from app/;
+#   - engine/ includes nothing from ui/, app/ or hub/ (the network client), and ui/ nothing from app/;
+#   - client/ (the chat on a served model) includes of the engine only io/ and the chat's types;
 #   - each engine folder includes only the folders engine/CMakeLists.txt lets it link
 #     (io <- parallel <- kernels <- model <- decode <- chat; tokenizer on io, under model;
 #     testing on model), so there is no cycle between them;
@@ -36,7 +37,7 @@ for dir in engine/*/; do
         [ -e "$f" ] || continue
         while read -r inc; do
             case "$inc" in
-                ui/*|app/*) echo "FAIL: $f includes $inc (the engine includes nothing from ui/ or app/)"; fail=1 ;;
+                ui/*|app/*|hub/*|client/*) echo "FAIL: $f includes $inc (the engine includes nothing from ui/, app/, hub/ or client/)"; fail=1 ;;
                 engine/*/*)
                     dep=$(cut -d/ -f2 <<<"$inc")
                     if [ "$dep" != "$layer" ] && ! grep -qw "$dep" <<<"${ALLOWED[$layer]}"; then
@@ -47,9 +48,27 @@ for dir in engine/*/; do
         done < <(includes "$f")
     done
 done
+# hub/ (the network client) links only engine/io: it must not pull the engine in.
+for f in hub/*.h hub/*.cpp; do
+    [ -e "$f" ] || continue
+    if includes "$f" | grep -E '^(engine/|ui/|app/)' | grep -qv '^engine/io/'; then
+        echo "FAIL: $f includes $(includes "$f" | grep -E '^(engine/|ui/|app/)' | grep -v '^engine/io/' | head -1) (hub/ may include only engine/io/)"; fail=1
+    fi
+done
+# client/ (the chat on a served model) links engine/io only: of the engine it may include io/ and
+# the headers that define the chat's requests and events, whose code it does not call.
+for f in client/*.h client/*.cpp; do
+    [ -e "$f" ] || continue
+    bad=$(includes "$f" | grep -E '^(engine/|ui/|app/|hub/|server/)' |
+          grep -vE '^(engine/io/|engine/chat/chat_backend\.h$|engine/decode/decode_events\.h$)' | head -1)
+    if [ -n "$bad" ]; then
+        echo "FAIL: $f includes $bad (client/ may include only engine/io/, engine/chat/chat_backend.h and engine/decode/decode_events.h)"; fail=1
+    fi
+done
 for f in ui/*.h ui/*.cpp; do
     [ -e "$f" ] || continue
     if includes "$f" | grep -q '^app/'; then echo "FAIL: $f includes app/ (ui/ is a library the app uses)"; fail=1; fi
+    if includes "$f" | grep -q '^client/'; then echo "FAIL: $f includes client/ (ui/ sees a backend only through engine/chat/chat_backend.h)"; fail=1; fi
 done
 
 # Include cycles between project headers: a depth-first search over "header -> included header".
@@ -58,7 +77,7 @@ import os, re, sys
 root = sys.argv[1]
 inc = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
 graph = {}
-for top in ("engine", "ui", "app"):
+for top in ("engine", "ui", "app", "hub", "client"):
     for d, _, files in os.walk(os.path.join(root, top)):
         for f in files:
             if f.endswith((".h", ".cpp")):

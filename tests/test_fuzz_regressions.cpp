@@ -19,10 +19,15 @@
 #include "app/args.h"
 #include "app/commands.h"
 #include "engine/chat/chat_session.h"
+#include "engine/decode/text_stream.h"
 #include "engine/io/error.h"
 #include "engine/model/model_config.h"
 #include "engine/io/safetensors.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "engine/tokenizer/utf8.h"
+#include "server/api_request.h"
+#include "server/api_response.h"
+#include "server/stop_strings.h"
 #ifdef FASTDLLM_HAVE_UI
 #include "ui/commands.h"
 #include "ui/text.h"
@@ -65,6 +70,11 @@ namespace fz_args {
 #include "fuzz/fuzz_args.cpp"
 #undef LLVMFuzzerTestOneInput
 }  // namespace fz_args
+namespace fz_api_request {
+#define LLVMFuzzerTestOneInput fuzz_one_api_request
+#include "fuzz/fuzz_api_request.cpp"
+#undef LLVMFuzzerTestOneInput
+}  // namespace fz_api_request
 #ifdef FASTDLLM_HAVE_UI
 namespace fz_chat_input {
 #define LLVMFuzzerTestOneInput fuzz_one_chat_input
@@ -112,6 +122,7 @@ TEST(FuzzRegressions, TokenizerJson) { EXPECT_GT(replay("tokenizer_json", fz_tok
 TEST(FuzzRegressions, Tokenize) { EXPECT_GT(replay("tokenize", fz_tokenize::fuzz_one_tokenize), 0); }
 TEST(FuzzRegressions, Session) { EXPECT_GT(replay("session", fz_session::fuzz_one_session), 0); }
 TEST(FuzzRegressions, Args) { EXPECT_GT(replay("args", fz_args::fuzz_one_args), 0); }
+TEST(FuzzRegressions, ApiRequest) { EXPECT_GT(replay("api_request", fz_api_request::fuzz_one_api_request), 0); }
 #ifdef FASTDLLM_HAVE_UI
 TEST(FuzzRegressions, ChatInput) { EXPECT_GT(replay("chat_input", fz_chat_input::fuzz_one_chat_input), 0); }
 #endif
@@ -188,4 +199,18 @@ TEST(FuzzRegressions, EmptyF32TensorConverts) {
     EXPECT_EQ(t.numel(), 0);
     std::vector<float> out;
     fdl::to_f32(t, out.data());  // out.data() is nullptr
+}
+
+// Found while fuzzing the request parser (beyond the fuzzer's 8 KB inputs): a message whose
+// content nests lists 300000 deep (600 KB, under the server's 1 MB body limit) was copied
+// recursively before its type was checked, which overflowed the stack of the connection's
+// thread and ended the whole server.
+TEST(FuzzRegressions, DeeplyNestedMessageContent) {
+    const int depth = 300000;
+    const std::string body = R"({"messages":[{"role":"user","content":)" + std::string(depth, '[') + std::string(depth, ']') + "}]}";
+    fdl::server::ApiRequest r;
+    const auto e = fdl::server::parse_api_request(body, true, fdl::GenerateOptions{}, fdl::server::ApiLimits{}, r);
+    ASSERT_TRUE(e.has_value());
+    EXPECT_EQ(e->param, "messages[0].content");
+    EXPECT_EQ(e->message, "only text content is supported (parts of type \"text\")");
 }

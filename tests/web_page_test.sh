@@ -3,7 +3,7 @@
 # prompts and draws the decoding, and tests/web/page_test.py reads what it shows once each answer
 # is done: the answers, the block view's cells and the steps that decided them, the statistics,
 # compare mode's two answers and speedup line, the keyboard, Stop, Clear, escaping of typed text
-# and the API key field. A screenshot must be a 1280x800 PNG. Skipped (exit 0) without Chromium.
+# and the API key field. A screenshot must be a 1280x800 PNG. Skipped (exit 77, shown as skipped by ctest) without Chromium.
 set -u
 BIN="$1"; SRC="$2"
 MODEL="$SRC/assets/models/demo-dllm"
@@ -14,7 +14,7 @@ for c in chromium chromium-browser; do
 done
 if [ -z "$CHROME" ]; then
     echo "skipped: chromium is not installed (scripts/install-deps.sh installs it)"
-    exit 0
+    exit 77
 fi
 
 TMP=$(mktemp -d)

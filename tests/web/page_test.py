@@ -226,11 +226,17 @@ def diffusion(b, url):
     f = b.js(FACTS)
     need(f["input"] == GARDEN + "\n" and f["status"] == "done", f"Shift+Enter: input {f['input']!r}, status {f['status']!r}")
     b.js(f"document.querySelector('#input').value = {json.dumps(GARDEN)}")
+    # Record what the page sends: the demo model's history_turns is 0, so the question alone.
+    b.js("window.sentBodies = []; window.realFetch = window.realFetch || window.fetch;"
+         "window.fetch = (u, o) => { if (o && o.body) window.sentBodies.push(JSON.parse(o.body)); return window.realFetch(u, o); }; 0")
     b.key("Enter")
     b.wait_answer()
     f = b.js(FACTS)
     need([a["text"] for a in answers(f)] == [ANSWER, ANSWER], f"after Enter the answers are {[a['text'] for a in answers(f)]}")
     need(f["conversation"] == 4 and f["input"] == "", f"after two turns: {f['conversation']} messages kept, input {f['input']!r}")
+    sent = b.js("window.sentBodies.map((x) => x.messages)")
+    need(sent == [[{"role": "user", "content": GARDEN}]],
+         f"the second turn sent {sent}, want the question alone (history_turns 0)")
 
     # Clear forgets the conversation and empties the views.
     b.js("document.querySelector('#clear').click()")
