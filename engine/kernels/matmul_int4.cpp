@@ -294,9 +294,39 @@ float quantize_group(const float* v, int gl, int* q) {
 // leaves other groups to quantize_group. Sums are taken in another order, so a group's refit may
 // rarely differ from the scalar one's in the last bit.
 // float -> float16 -> float, rounding to nearest even: one F16C instruction each way.
-FDL_AVX512F inline float f16_round(float x) { return _cvtsh_ss(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT)); }
+// (F16C named beside AVX-512F: every AVX-512 CPU has it, but a build without -march=native
+// must be told so.)
+#define FDL_AVX512F_F16C __attribute__((target("avx512f,f16c")))
+FDL_AVX512F_F16C inline float f16_round(float x) { return _cvtsh_ss(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT)); }
 
-FDL_AVX512F bool quantize_group32_avx512(const float* v, uint32_t* words, float* d_out) {
+// (Functions, not lambdas: a lambda does not take its enclosing function's target.)
+// q - 8 as floats: nearest (ties to even) of v / d, clamped to [-8, 7].
+FDL_AVX512F_F16C inline void int4_codes(__m512 a0, __m512 a1, float d, __m512& c0, __m512& c1) {
+    const __m512 id = _mm512_set1_ps(d != 0 ? 1.0f / d : 0.0f), lo = _mm512_set1_ps(-8), hi = _mm512_set1_ps(7);
+    c0 = _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(a0, id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), lo), hi);
+    c1 = _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(a1, id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), lo), hi);
+}
+
+// The four quarters of the group as doubles: v and its codes' values.
+FDL_AVX512F_F16C inline void quarters(__m512 x, __m512 y, __m512d* out) {
+    out[0] = _mm512_cvtps_pd(_mm512_castps512_ps256(x));
+    out[1] = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
+    out[2] = _mm512_cvtps_pd(_mm512_castps512_ps256(y));
+    out[3] = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(y), 1)));
+}
+
+// The group's squared error with codes c0, c1 and scale d.
+FDL_AVX512F_F16C inline double sq_error(const __m512d* vd, __m512 c0, __m512 c1, float d) {
+    __m512d cd[4], e = _mm512_setzero_pd();
+    quarters(c0, c1, cd);
+    for (int k = 0; k < 4; k++) {
+        const __m512d r = _mm512_fnmadd_pd(cd[k], _mm512_set1_pd(d), vd[k]);
+        e = _mm512_fmadd_pd(r, r, e);
+    }
+    return _mm512_reduce_add_pd(e);
+}
+
+FDL_AVX512F_F16C bool quantize_group32_avx512(const float* v, uint32_t* words, float* d_out) {
     const __m512 a0 = _mm512_loadu_ps(v), a1 = _mm512_loadu_ps(v + 16);
     if (_mm512_cmp_ps_mask(a0, a0, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(a1, a1, _CMP_UNORD_Q)) return false;
     const __m512 b0 = _mm512_abs_ps(a0), b1 = _mm512_abs_ps(a1);
@@ -305,33 +335,11 @@ FDL_AVX512F bool quantize_group32_avx512(const float* v, uint32_t* words, float*
     const __m512 va = _mm512_set1_ps(am);
     const __mmask16 k0 = _mm512_cmp_ps_mask(b0, va, _CMP_EQ_OQ), k1 = _mm512_cmp_ps_mask(b1, va, _CMP_EQ_OQ);
     const int at = k0 ? __builtin_ctz(k0) : 16 + __builtin_ctz(k1);  // the first of largest magnitude
-    // q - 8 as floats: nearest (ties to even) of v / d, clamped to [-8, 7].
-    auto codes = [&](float d, __m512& c0, __m512& c1) {
-        const __m512 id = _mm512_set1_ps(d != 0 ? 1.0f / d : 0.0f), lo = _mm512_set1_ps(-8), hi = _mm512_set1_ps(7);
-        c0 = _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(a0, id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), lo), hi);
-        c1 = _mm512_min_ps(_mm512_max_ps(_mm512_roundscale_ps(_mm512_mul_ps(a1, id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), lo), hi);
-    };
-    // The four quarters of the group as doubles: v and its codes' values.
-    auto quarters = [](__m512 x, __m512 y, __m512d* out) {
-        out[0] = _mm512_cvtps_pd(_mm512_castps512_ps256(x));
-        out[1] = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)));
-        out[2] = _mm512_cvtps_pd(_mm512_castps512_ps256(y));
-        out[3] = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(y), 1)));
-    };
     __m512d vd[4];
     quarters(a0, a1, vd);
-    auto sq_error = [&](__m512 c0, __m512 c1, float d) {
-        __m512d cd[4], e = _mm512_setzero_pd();
-        quarters(c0, c1, cd);
-        for (int k = 0; k < 4; k++) {
-            const __m512d r = _mm512_fnmadd_pd(cd[k], _mm512_set1_pd(d), vd[k]);
-            e = _mm512_fmadd_pd(r, r, e);
-        }
-        return _mm512_reduce_add_pd(e);
-    };
     float d = f16_round(v[at] / -8.0f);
     __m512 c0, c1;
-    codes(d, c0, c1);
+    int4_codes(a0, a1, d, c0, c1);
     __m512d cd[4], num = _mm512_setzero_pd();
     quarters(c0, c1, cd);
     for (int k = 0; k < 4; k++) num = _mm512_fmadd_pd(vd[k], cd[k], num);
@@ -340,8 +348,8 @@ FDL_AVX512F bool quantize_group32_avx512(const float* v, uint32_t* words, float*
     if (den > 0 && std::isfinite(n)) {
         const float refit = f16_round(float(n / den));
         __m512 r0, r1;
-        codes(refit, r0, r1);
-        if (sq_error(r0, r1, refit) < sq_error(c0, c1, d)) d = refit, c0 = r0, c1 = r1;
+        int4_codes(a0, a1, refit, r0, r1);
+        if (sq_error(vd, r0, r1, refit) < sq_error(vd, c0, c1, d)) d = refit, c0 = r0, c1 = r1;
     }
     // The codes as bytes, then each block's 4 bytes: inputs 8b + i (low nibble) and 8b + 4 + i.
     uint8_t c[kInt4Group];
