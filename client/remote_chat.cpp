@@ -461,26 +461,4 @@ void RemoteChat::from_json(const json& j) {
     }
 }
 
-std::string RemoteChat::saved_text() const {
-    return to_json().dump(2, ' ', false, json::error_handler_t::replace) + "\n";
-}
-
-void RemoteChat::save(const std::string& path) const {
-    namespace fs = std::filesystem;
-    const fs::path p(path);
-    std::error_code ec;
-    if (p.has_parent_path()) fs::create_directories(p.parent_path(), ec);
-    write_file_atomic(path, saved_text());
-}
-
-void RemoteChat::load(const std::string& path) {
-    const json j = read_json_file(path);
-    try {
-        from_json(j);
-    } catch (const Error& e) {
-        const std::string w = e.what();
-        throw w.rfind(path, 0) == 0 ? e : file_error(path, w);
-    }
-}
-
 }  // namespace fdl::client

@@ -59,9 +59,6 @@ public:
     std::vector<ChatMessage> messages() const override;
     nlohmann::json to_json() const override;
     void from_json(const nlohmann::json& j) override;
-    std::string saved_text() const override;
-    void save(const std::string& path) const override;
-    void load(const std::string& path) override;
 
     // The body of a chat request (tests read it).
     static nlohmann::json request_body(const std::string& model, const GenerateOptions& g,

@@ -1,5 +1,5 @@
 // Slash commands: parsing, settings changes (validated by GenerateOptions::validate), help text,
-// and the data directory where history and the last session live. No terminal code.
+// and the data directory where the input history and the last saved conversation live. No terminal code.
 #pragma once
 #include <string>
 #include <string_view>

@@ -11,12 +11,15 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <nlohmann/json_fwd.hpp>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "engine/chat/chat_session.h"
+#include "engine/io/error.h"
+#include "engine/io/files.h"
 #include "engine/decode/decode_events.h"
 #include "engine/decode/generate.h"
 
@@ -131,9 +134,31 @@ public:
     virtual nlohmann::json to_json() const = 0;
     virtual void from_json(const nlohmann::json& j) = 0;
     // The conversation as a saved file holds it (pretty JSON; invalid UTF-8 saved as U+FFFD).
-    virtual std::string saved_text() const = 0;
-    virtual void save(const std::string& path) const = 0;  // atomically; creates the folder
-    virtual void load(const std::string& path) = 0;        // throws fdl::Error naming the file
+    std::string saved_text() const;
+    void save(const std::string& path) const;  // atomically; creates the folder
+    void load(const std::string& path);        // throws fdl::Error naming the file
 };
+
+// The same for every backend: the file is to_json(), read back by from_json().
+inline std::string ChatBackend::saved_text() const {
+    return to_json().dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+inline void ChatBackend::save(const std::string& path) const {
+    const std::filesystem::path p(path);
+    std::error_code ec;
+    if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
+    write_file_atomic(path, saved_text());
+}
+
+inline void ChatBackend::load(const std::string& path) {
+    const nlohmann::json j = read_json_file(path);
+    try {
+        from_json(j);
+    } catch (const Error& e) {
+        const std::string w = e.what();
+        throw w.rfind(path, 0) == 0 ? e : file_error(path, w);
+    }
+}
 
 }  // namespace fdl

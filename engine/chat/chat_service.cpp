@@ -501,26 +501,4 @@ void ChatService::from_json(const nlohmann::json& j) {
     conversation().from_json(j);
 }
 
-std::string ChatService::saved_text() const {
-    return to_json().dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-}
-
-void ChatService::save(const std::string& path) const {
-    namespace fs = std::filesystem;
-    const fs::path p(path);
-    std::error_code ec;
-    if (p.has_parent_path()) fs::create_directories(p.parent_path(), ec);
-    write_file_atomic(path, saved_text());
-}
-
-void ChatService::load(const std::string& path) {
-    const nlohmann::json j = read_json_file(path);
-    try {
-        from_json(j);
-    } catch (const Error& e) {
-        const std::string w = e.what();
-        throw w.rfind(path, 0) == 0 ? e : file_error(path, w);
-    }
-}
-
 }  // namespace fdl

@@ -84,9 +84,6 @@ public:
     nlohmann::json to_json() const override;
     void from_json(const nlohmann::json& j) override;
     // The conversation as a saved file holds it (pretty JSON; invalid UTF-8 saved as U+FFFD).
-    std::string saved_text() const override;
-    void save(const std::string& path) const override;  // atomically; creates the folder
-    void load(const std::string& path) override;        // throws fdl::Error naming the file
 
 private:
     struct Job {

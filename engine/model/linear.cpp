@@ -48,13 +48,18 @@ bool parse_weight_type(const std::string& s, std::optional<WeightType>& out) {
     return true;
 }
 
-void Linear::set_f32(std::vector<float>&& m) {
-    type = WeightType::F32;
+void Linear::clear_weights() {
+    w.clear();
     w16.clear();
     w8.clear();
     w4.clear();
     scale.clear();
     wsum.clear();
+}
+
+void Linear::set_f32(std::vector<float>&& m) {
+    type = WeightType::F32;
+    clear_weights();
     w = std::move(m);
     packed = packs_f32(in, out);
     if (packed) pack_f32(w.data(), in, out);
@@ -62,11 +67,7 @@ void Linear::set_f32(std::vector<float>&& m) {
 
 void Linear::set_bf16_rows(const uint8_t* const* rows, bool pack) {
     type = WeightType::BF16;
-    w.clear();
-    w8.clear();
-    w4.clear();
-    scale.clear();
-    wsum.clear();
+    clear_weights();
     w16.resize(size_t(out) * size_t(in));
     packed = pack && packs_bf16(in, out);
     pack_bf16_rows(rows, in, out, packed, w16.data());
@@ -125,12 +126,7 @@ static void quantize_int8_rows(Linear& l, int r0, int r1, int covered, RowOf&& r
 }
 
 void Linear::begin_quantized(WeightType t, bool pack) {
-    w.clear();
-    w16.clear();
-    w8.clear();
-    w4.clear();
-    scale.clear();
-    wsum.clear();
+    clear_weights();
     if (t == WeightType::INT4 && int4_fits(in, out)) {
         type = WeightType::INT4;
         packed = true;
@@ -173,12 +169,7 @@ void Linear::set(const std::vector<float>& m, WeightType t) {
     if (t == WeightType::INT4 && !int4_fits(in, out)) t = WeightType::INT8;
     type = t;
     packed = false;
-    w.clear();
-    w16.clear();
-    w8.clear();
-    w4.clear();
-    scale.clear();
-    wsum.clear();
+    clear_weights();
     if (t == WeightType::INT4) {
         packed = true;
         w4.resize(int4_bytes(in, out));

@@ -82,6 +82,7 @@ struct Linear {
     // becomes INT8 where the shape does not fit int4 panels (int4_fits).
     void set(const std::vector<float>& m, WeightType type);
     void set_f32(std::vector<float>&& m);       // the same, keeping m's buffer
+    void clear_weights();                       // drops the weights of every type (keeps the bias)
     // BF16 kept as it is (no rounding): rows[r] holds row r's `in` values (little-endian, any
     // alignment, e.g. inside a mapped file).
     // `pack` false keeps the rows row-major (a matrix that is only looked up by rows).
