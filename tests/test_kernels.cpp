@@ -155,7 +155,10 @@ INSTANTIATE_TEST_SUITE_P(Shapes, KernelShapes,
                                            std::make_tuple(32, 256, 688),
                                            // int4: more tokens than a chunk's 64, a last group of 8
                                            // inputs; a single unit of 24 inputs
-                                           std::make_tuple(70, 200, 48), std::make_tuple(2, 24, 16)));
+                                           std::make_tuple(70, 200, 48), std::make_tuple(2, 24, 16),
+                                           // one token (int4's own kernel): 7 panels = 4 + 3, 2, 1
+                                           std::make_tuple(1, 200, 112), std::make_tuple(1, 24, 32),
+                                           std::make_tuple(1, 1544, 16)));
 
 // The panel layout must change where weights live, not what is computed: packed and row-major
 // kernels agree (up to float summation order), and row() (the tied embedding lookup) reads the

@@ -25,6 +25,7 @@ constexpr int kUnit = 64;                          // inputs per unit (two group
 constexpr size_t kUnitBytes = kUnit * 8 + 64;      // a full unit: codes of 16 rows, then 32 scales
 constexpr int kChunkPanels = 2;                    // panels per job chunk
 constexpr int kTokenTile = 32;                     // tokens per job chunk (their accumulators stay in L1)
+constexpr int kTokenPanels = 4;                    // panels per chunk of a one-token job
 constexpr int kPrefetchAhead = 1024;              // bytes ahead in a panel's stream (about 3.5 groups)
 
 int units(int in) { return (in + kUnit - 1) / kUnit; }
@@ -148,6 +149,48 @@ FDL_AVX512_VNNI void int4_panels_vnni(const int8_t* xq, const float* xs, const i
     }
 }
 
+// One token (the one-token decoding pass, which streams the weights): RP panels side by side,
+// their float sums in registers for the whole row instead of the per-thread buffer, so nothing
+// but the codes, the scales and the token's inputs is loaded in the loop.
+template <int RP>
+FDL_AVX512_VNNI void int4_panels_vnni_token(const int8_t* x, float xs, const int32_t* xg, const uint8_t* w, int in,
+                                            int p0, float* y) {
+    const size_t pb = int4_panel_bytes(in);
+    const __m512i m4 = _mm512_set1_epi8(0x0f);
+    __m512 facc[RP];
+    for (int p = 0; p < RP; p++) facc[p] = _mm512_setzero_ps();
+    const uint8_t* panel = w + size_t(p0) * pb;
+    for (int u = 0; u < units(in); u++) {
+        const int k0 = u * kUnit, ui = std::min(kUnit, in - k0);
+        const uint8_t* up = panel + size_t(u) * kUnitBytes;
+        for (int h = 0; h < 2 && k0 + h * kInt4Group < in; h++) {
+            const int gk = k0 + h * kInt4Group, nb = std::min(kInt4Group, in - gk) / 8;
+            const uint8_t* codes = up + size_t(h) * 4 * 64;
+            const uint8_t* scales = up + size_t(ui) * 8 + size_t(h) * 32;
+            const int8_t* xb = x + gk;
+            __m512i ia[RP], ib[RP];
+            const __m512i start = _mm512_set1_epi32(xg[2 * u + h]);
+            for (int p = 0; p < RP; p++) {
+                ia[p] = start, ib[p] = _mm512_setzero_si512();
+                for (int l = 0; l < 5; l++)
+                    _mm_prefetch(reinterpret_cast<const char*>(codes + size_t(p) * pb) + kPrefetchAhead + 64 * l, _MM_HINT_T0);
+            }
+            for (int b = 0; b < nb; b++)
+                for (int p = 0; p < RP; p++) {
+                    const __m512i raw = _mm512_loadu_si512(codes + size_t(p) * pb + size_t(b) * 64);
+                    ia[p] = dpbusd_bcast(ia[p], _mm512_and_si512(raw, m4), xb + 8 * b);
+                    ib[p] = dpbusd_bcast(ib[p], _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4), xb + 8 * b + 4);
+                }
+            for (int p = 0; p < RP; p++) {
+                const __m512 sc = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + size_t(p) * pb)));
+                facc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(ia[p], ib[p])), sc, facc[p]);
+            }
+        }
+    }
+    const __m512 s = _mm512_set1_ps(xs);
+    for (int p = 0; p < RP; p++) _mm512_storeu_ps(y + size_t(p0 + p) * kPanel, _mm512_mul_ps(facc[p], s));
+}
+
 // ---- AVX2 ----
 
 // The AVX2 path also converts the float16 scales with F16C (every AVX2 CPU has it; checked).
@@ -218,6 +261,19 @@ Path int4_path() {
 // The job: chunks of kChunkPanels panels x kTokenTile tokens.
 void matmul_int4_on(Path path, const int8_t* xq, const float* xs, const int32_t* xg, int n, const uint8_t* w, int in,
                     int out, float* y) {
+    if (path == Path::Vnni && n == 1) {
+        const int panels = out / kPanel, chunks = (panels + kTokenPanels - 1) / kTokenPanels;
+        parallel_chunks(chunks, worth_threads(out, in, n), [&](int c, int) {
+            const int p0 = c * kTokenPanels;
+            switch (std::min(kTokenPanels, panels - p0)) {
+                case 4: int4_panels_vnni_token<4>(xq, xs[0], xg, w, in, p0, y); break;
+                case 3: int4_panels_vnni_token<3>(xq, xs[0], xg, w, in, p0, y); break;
+                case 2: int4_panels_vnni_token<2>(xq, xs[0], xg, w, in, p0, y); break;
+                default: int4_panels_vnni_token<1>(xq, xs[0], xg, w, in, p0, y); break;
+            }
+        });
+        return;
+    }
     const int panels = out / kPanel, pchunks = (panels + kChunkPanels - 1) / kChunkPanels;
     const int tchunks = (n + kTokenTile - 1) / kTokenTile, ng = int4_groups(in);
     const size_t pb = int4_panel_bytes(in);
