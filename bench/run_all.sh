@@ -9,7 +9,7 @@ BIN=${BIN:-build/fastdllm}
 OUT=bench/results
 mkdir -p $OUT
 rm -f $OUT/passes.csv
-echo "model,dtype,tokens,ms,tokens_per_s,weight_gbs,gflops,threads,best_ms" > $OUT/passes.csv
+echo "model,dtype,tokens,ms,tokens_per_s,weight_gbs,gflops,threads,best_ms,read_gbs" > $OUT/passes.csv
 {
   echo "# Forward-pass cost"
   echo

@@ -2,8 +2,8 @@
 # fastdllm against llama.cpp on this machine, in one run: for each precision pair the engine is
 # timed, then llama.cpp, then the engine again, so a drift of the VM's memory bandwidth during the
 # run shows up as a gap between the two engine runs instead of passing for a speed difference.
-# Right before each engine run the read bandwidth is measured (`fastdllm bench --machine`), and
-# the one-token pass's weight stream is reported as a share of it.
+# The one-token pass's weight stream is reported as a share of the read bandwidth measured right
+# before and right after its passes, in the same process (`fastdllm bench --machine`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,7 +21,8 @@ Decode (one token per pass) and prompt (512 tokens in one pass) speed of the eng
 (\`fastdllm bench --shape NAME --dtype D --tokens 1,512\`, random weights built in memory) and of
 llama.cpp (bench/llama_cpp_reference.sh: the prebuilt CPU build of the npm package node-llama-cpp,
 on a GGUF of the same random weights), 2 threads each, median of --reps. Order per pair:
-read-bandwidth probe, engine, llama.cpp, probe, engine. Writes $OUT/side_by_side.md and .csv.
+engine, llama.cpp, engine; each engine run measures the read bandwidth right before and right
+after its one-token passes (--machine) and reports their weight stream as a share of it. Writes $OUT/side_by_side.md and .csv.
 About 20 minutes at the 1.5B shape on 2 cores; run it on an otherwise idle machine.
 
   --shape NAME   qwen2.5-0.5b | qwen2.5-1.5b (default $SHAPE)
@@ -43,22 +44,15 @@ done
 
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-echo "model,dtype,tokens,ms,tokens_per_s,weight_gbs,gflops,threads,best_ms" > "$TMP/engine_a.csv"
+echo "model,dtype,tokens,ms,tokens_per_s,weight_gbs,gflops,threads,best_ms,read_gbs" > "$TMP/engine_a.csv"
 cp "$TMP/engine_a.csv" "$TMP/engine_b.csv"
 "$BIN" bench -m assets/models/demo-ar --machine --tokens 1 --reps 1 | grep '^machine' > "$TMP/machine" || true
 cat "$TMP/machine"
-probe() {  # the read bandwidth now (GB/s), appended to $TMP/bandwidth as "run,dtype,GB/s"
-  "$BIN" bench -m assets/models/demo-ar --machine --tokens 1 --reps 1 --json |
-    python3 -c "import json, sys; print('$1,$2,%.2f' % json.load(sys.stdin)['read_bandwidth_gbs'])" >> "$TMP/bandwidth"
-  tail -n 1 "$TMP/bandwidth"
-}
 for pair in $PAIRS; do
   ours=${pair%%:*} theirs=${pair##*:}
-  probe a "$ours"
-  "$BIN" bench --shape "$SHAPE" --dtype "$ours" --tokens 1,512 --reps "$REPS" --csv "$TMP/engine_a.csv"
+  "$BIN" bench --shape "$SHAPE" --dtype "$ours" --tokens 1,512 --reps "$REPS" --machine --csv "$TMP/engine_a.csv"
   bench/llama_cpp_reference.sh --reps "$REPS" --csv "$TMP/llama_$theirs.csv" "$SHAPE:$theirs"
-  probe b "$ours"
-  "$BIN" bench --shape "$SHAPE" --dtype "$ours" --tokens 1,512 --reps "$REPS" --csv "$TMP/engine_b.csv"
+  "$BIN" bench --shape "$SHAPE" --dtype "$ours" --tokens 1,512 --reps "$REPS" --machine --csv "$TMP/engine_b.csv"
 done
 
 python3 - "$TMP" "$OUT" "$SHAPE" "$REPS" "$PAIRS" <<'EOF'
@@ -67,16 +61,14 @@ tmp, out, shape, reps, pairs = sys.argv[1:6]
 def rows(path):
     with open(path) as f:
         return list(csv.DictReader(f))
-eng, gbs, best = {}, {}, {}
+eng, gbs, best, bw = {}, {}, {}, {}
 for run in ("a", "b"):
     for r in rows(os.path.join(tmp, f"engine_{run}.csv")):
         eng[(run, r["dtype"], int(r["tokens"]))] = float(r["tokens_per_s"])
         gbs[(run, r["dtype"], int(r["tokens"]))] = float(r["weight_gbs"])
         best[(run, r["dtype"], int(r["tokens"]))] = int(r["tokens"]) / (float(r["best_ms"]) / 1e3)
-bw = {}
-for line in open(os.path.join(tmp, "bandwidth")):
-    run, dtype, v = line.strip().split(",")
-    bw[(run, dtype)] = float(v)
+        if int(r["tokens"]) == 1:
+            bw[(run, r["dtype"])] = float(r["read_gbs"])
 llama = {}
 for p in glob.glob(os.path.join(tmp, "llama_*.csv")):
     for r in rows(p):
@@ -84,7 +76,7 @@ for p in glob.glob(os.path.join(tmp, "llama_*.csv")):
                              float(r["decode_best_tok_s"]))
 md = [f"| {shape} | fastdllm decode (before / after) | llama.cpp decode | ratio | fastdllm prompt (before / after) | llama.cpp prompt | ratio |",
       "|---|---:|---:|---:|---:|---:|---:|"]
-bmd = ["| weights | one-token pass, weight GB/s (before / after) | read probe just before, GB/s | share of the probe |",
+bmd = ["| weights | one-token pass, weight GB/s (before / after) | read probes around it, GB/s | share of the probes |",
        "|---|---:|---:|---:|"]
 xmd = [f"| {shape} | fastdllm decode, best pass (before / after) | llama.cpp decode, best repetition | ratio |",
        "|---|---:|---:|---:|"]
@@ -111,7 +103,8 @@ machine = open(os.path.join(tmp, "machine")).read().strip()
 text = ("\n".join(md) + f"\n\n{machine} (at the start). 2 threads each, median of {reps}; ratio = mean of the two engine runs over llama.cpp. "
         f"{version}; the GGUF files hold the engine's random weights (make_gguf.py --weights engine).\n\n"
         "The engine's one-token pass against the read bandwidth `fastdllm bench --machine` measured right before "
-        "each engine run (best of 5 reads of 1 GiB, 2 threads):\n\n" + "\n".join(bmd) + "\n\n"
+        "and right after its passes, in the same process (the mean of the two; each the best of 5 reads of 1 GiB, "
+        "2 threads):\n\n" + "\n".join(bmd) + "\n\n"
         "The same runs by their fastest repetition (the engine: one pass; llama.cpp: one repetition of 128 tokens; "
         "ratio = the mean of the two engine runs over llama.cpp), which a busy machine disturbs less than the median:\n\n"
         + "\n".join(xmd) + "\n")

@@ -6,7 +6,7 @@
 namespace fdl {
 
 std::string cpu_model_name();
-double measure_read_bandwidth_gbs(int threads);  // GB/s summing a 1 GiB buffer, best of 3
+double measure_read_bandwidth_gbs(int threads);  // GB/s summing a 1 GiB buffer, best of 5
 double measure_sgemm_gflops();                   // 2048^3 SGEMM, best of 3
 
 }  // namespace fdl
