@@ -250,6 +250,54 @@ FDL_AVX2_F16C void int4_panel_avx2(const int8_t* xq, const float* xs, const int3
     }
 }
 
+// One token, as the VNNI path does it: RP panels (2 x 8 rows each) with their float sums in
+// registers for the whole row, and each group's activations broadcast once for all of them.
+template <int RP>
+FDL_AVX2_F16C void int4_panels_avx2_token(const int8_t* x, float xs, const int32_t* xg, const uint8_t* w, int in, int p0,
+                                          float* y) {
+    const size_t pb = int4_panel_bytes(in);
+    const __m256i m4 = _mm256_set1_epi8(0x0f), ones = _mm256_set1_epi16(1);
+    __m256 facc[RP][2];
+    for (int p = 0; p < RP; p++) facc[p][0] = facc[p][1] = _mm256_setzero_ps();
+    const uint8_t* panel = w + size_t(p0) * pb;
+    for (int u = 0; u < units(in); u++) {
+        const int k0 = u * kUnit, ui = std::min(kUnit, in - k0);
+        const uint8_t* up = panel + size_t(u) * kUnitBytes;
+        for (int h = 0; h < 2 && k0 + h * kInt4Group < in; h++) {
+            const int gk = k0 + h * kInt4Group, nb = std::min(kInt4Group, in - gk) / 8;
+            const uint8_t* codes = up + size_t(h) * 4 * 64;
+            const uint8_t* scales = up + size_t(ui) * 8 + size_t(h) * 32;
+            __m256i xv[8];
+            for (int b = 0; b < nb; b++) {
+                int32_t xl, xh;
+                std::memcpy(&xl, x + gk + 8 * b, 4);
+                std::memcpy(&xh, x + gk + 8 * b + 4, 4);
+                xv[2 * b] = _mm256_set1_epi32(xl), xv[2 * b + 1] = _mm256_set1_epi32(xh);
+            }
+            const __m256i start = _mm256_set1_epi32(xg[2 * u + h]);
+            for (int p = 0; p < RP; p++) {
+                const uint8_t* cp = codes + size_t(p) * pb;
+                for (int l = 0; l < 5; l++) _mm_prefetch(reinterpret_cast<const char*>(cp) + kPrefetchAhead + 64 * l, _MM_HINT_T0);
+                for (int half = 0; half < 2; half++) {
+                    __m256i p16 = _mm256_setzero_si256();
+                    for (int b = 0; b < nb; b++) {
+                        const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(cp + size_t(b) * 64 + 32 * half));
+                        p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(_mm256_and_si256(raw, m4), xv[2 * b]));
+                        p16 = _mm256_add_epi16(p16, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(raw, 4), m4), xv[2 * b + 1]));
+                    }
+                    const __m256i sum = _mm256_add_epi32(_mm256_madd_epi16(p16, ones), start);
+                    const __m256 sc = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + size_t(p) * pb + 16 * half)));
+                    facc[p][half] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), sc, facc[p][half]);
+                }
+            }
+        }
+    }
+    const __m256 s = _mm256_set1_ps(xs);
+    for (int p = 0; p < RP; p++)
+        for (int half = 0; half < 2; half++)
+            _mm256_storeu_ps(y + size_t(p0 + p) * kPanel + 8 * half, _mm256_mul_ps(facc[p][half], s));
+}
+
 enum class Path { Vnni, Avx2, Portable };
 
 Path int4_path() {
@@ -261,11 +309,20 @@ Path int4_path() {
 // The job: chunks of kChunkPanels panels x kTokenTile tokens.
 void matmul_int4_on(Path path, const int8_t* xq, const float* xs, const int32_t* xg, int n, const uint8_t* w, int in,
                     int out, float* y) {
-    if (path == Path::Vnni && n == 1) {
+    if (path != Path::Portable && n == 1) {
         const int panels = out / kPanel, chunks = (panels + kTokenPanels - 1) / kTokenPanels;
         parallel_chunks(chunks, worth_threads(out, in, n), [&](int c, int) {
-            const int p0 = c * kTokenPanels;
-            switch (std::min(kTokenPanels, panels - p0)) {
+            const int p0 = c * kTokenPanels, np = std::min(kTokenPanels, panels - p0);
+            if (path == Path::Avx2) {
+                switch (np) {
+                    case 4: int4_panels_avx2_token<4>(xq, xs[0], xg, w, in, p0, y); break;
+                    case 3: int4_panels_avx2_token<3>(xq, xs[0], xg, w, in, p0, y); break;
+                    case 2: int4_panels_avx2_token<2>(xq, xs[0], xg, w, in, p0, y); break;
+                    default: int4_panels_avx2_token<1>(xq, xs[0], xg, w, in, p0, y); break;
+                }
+                return;
+            }
+            switch (np) {
                 case 4: int4_panels_vnni_token<4>(xq, xs[0], xg, w, in, p0, y); break;
                 case 3: int4_panels_vnni_token<3>(xq, xs[0], xg, w, in, p0, y); break;
                 case 2: int4_panels_vnni_token<2>(xq, xs[0], xg, w, in, p0, y); break;
